@@ -1,0 +1,5 @@
+"""Get one ClusterTask."""
+
+from handlers.owned import get as handle
+
+__all__ = ["handle"]

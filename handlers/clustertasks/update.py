@@ -1,0 +1,5 @@
+"""Replace a ClusterTask (PUT)."""
+
+from handlers.owned import update as handle
+
+__all__ = ["handle"]

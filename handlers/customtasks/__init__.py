@@ -1,0 +1,11 @@
+"""CustomTask: the tutorial's Task, namespaced, stored by this server."""
+
+from handlers.tasks import task_kind
+
+KIND = task_kind(
+    plural="customtasks",
+    kind="CustomTask",
+    namespaced=True,
+    short_names=("cutask",),
+    description="CustomTask is a namespaced task stored by this API server.",
+)

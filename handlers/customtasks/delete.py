@@ -1,0 +1,5 @@
+"""Delete one CustomTask."""
+
+from handlers.owned import delete as handle
+
+__all__ = ["handle"]

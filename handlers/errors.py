@@ -1,0 +1,199 @@
+"""``metav1.Status`` errors in kube's reasons, codes and wording.
+
+Handlers raise :class:`ApiError`; the proxy renders it. The constructors take the resource's
+qualified name (``customtasks.search.task.example.example.com``) so that every message reads
+exactly as kube-apiserver's does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+GROUP = "search.task.example.example.com"
+VERSION = "v1"
+GROUP_VERSION = f"{GROUP}/{VERSION}"
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """One field error of an Invalid Status."""
+
+    field: str
+    reason: str
+    message: str
+
+
+class ApiError(Exception):
+    """An error answered as a ``metav1.Status``."""
+
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        list_meta: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = dict(details or {})
+        self.headers = dict(headers or {})
+        self.list_meta = dict(list_meta or {})
+
+    def status(self) -> dict[str, Any]:
+        """The Status object."""
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": self.list_meta,
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+        }
+        if self.details:
+            body["details"] = self.details
+        body["code"] = self.code
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """Names a resource in error messages."""
+
+    plural: str
+    kind: str
+    group: str = GROUP
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.plural}.{self.group}"
+
+    def not_found(self, name: str) -> ApiError:
+        return ApiError(
+            404, "NotFound", f'{self.qualified} "{name}" not found', self._details(name)
+        )
+
+    def already_exists(self, name: str) -> ApiError:
+        return ApiError(
+            409, "AlreadyExists", f'{self.qualified} "{name}" already exists', self._details(name)
+        )
+
+    def conflict(self, name: str, why: str | None = None) -> ApiError:
+        why = why or (
+            "the object has been modified; please apply your changes to the latest version "
+            "and try again"
+        )
+        return ApiError(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {self.qualified} "{name}": {why}',
+            self._details(name),
+        )
+
+    def invalid(self, name: str, causes: Sequence[Cause]) -> ApiError:
+        lines = [f"{c.field}: {c.message}" if c.field else c.message for c in causes]
+        summary = lines[0] if len(lines) == 1 else "[" + ", ".join(lines) + "]"
+        return ApiError(
+            422,
+            "Invalid",
+            f'{self.kind}.{self.group} "{name}" is invalid: {summary}',
+            {
+                "name": name,
+                "group": self.group,
+                "kind": self.kind,
+                "causes": [
+                    {"reason": c.reason, "message": c.message, "field": c.field} for c in causes
+                ],
+            },
+        )
+
+    def _details(self, name: str) -> dict[str, str]:
+        return {"name": name, "group": self.group, "kind": self.plural}
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "BadRequest", message)
+
+
+def not_found_path() -> ApiError:
+    return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def method_not_allowed() -> ApiError:
+    return ApiError(
+        405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+    )
+
+
+def not_acceptable(accepted: Sequence[str]) -> ApiError:
+    return ApiError(
+        406,
+        "NotAcceptable",
+        "the server was unable to respond with a content type that the client supports "
+        f"(accepted media types include: {', '.join(accepted)})",
+    )
+
+
+def unsupported_media_type(content_type: str, accepted: Sequence[str]) -> ApiError:
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format - accepted media types include: "
+        f"{', '.join(accepted)}",
+        {"causes": [{"reason": "UnexpectedServerResponse", "message": content_type}]}
+        if content_type
+        else None,
+    )
+
+
+def expired(message: str, continue_token: str | None = None) -> ApiError:
+    return ApiError(
+        410,
+        "Expired",
+        message,
+        list_meta={"continue": continue_token} if continue_token else None,
+    )
+
+
+def unauthorized() -> ApiError:
+    return ApiError(401, "Unauthorized", "Unauthorized")
+
+
+def forbidden(message: str, details: Mapping[str, Any] | None = None) -> ApiError:
+    return ApiError(403, "Forbidden", message, details)
+
+
+def internal_error(message: str = "an internal error occurred") -> ApiError:
+    return ApiError(500, "InternalError", f"Internal error occurred: {message}")
+
+
+def service_unavailable(message: str) -> ApiError:
+    return ApiError(503, "ServiceUnavailable", message)
+
+
+def too_large_resource_version(requested: int, current: int) -> ApiError:
+    return ApiError(
+        504,
+        "Timeout",
+        f"Too large resource version: {requested}, current: {current}",
+        {
+            "causes": [
+                {
+                    "reason": "ResourceVersionTooLarge",
+                    "message": f"Too large resource version: {requested}, current: {current}",
+                }
+            ],
+            "retryAfterSeconds": 1,
+        },
+        headers={"Retry-After": "1"},
+    )
+
+
+def request_entity_too_large(limit: int) -> ApiError:
+    return ApiError(413, "RequestEntityTooLarge", f"the request body exceeds {limit} bytes")

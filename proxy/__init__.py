@@ -1,0 +1,1 @@
+"""The front door: TLS, authentication, authorization, negotiation, routing and rendering."""

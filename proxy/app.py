@@ -1,0 +1,343 @@
+"""The Falcon application: discovery, OpenAPI, health, and dispatch to the verb handlers.
+
+``create_app()`` is what gunicorn loads in every worker. Each request is parsed into a
+RequestInfo, authenticated, authorized, negotiated, dispatched to
+``handlers/<resource>/<verb>.py`` and rendered; every error leaves as a ``metav1.Status``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+from urllib.parse import parse_qs
+
+import falcon
+import orjson
+
+from handlers import kinds
+from handlers.contract import ApiRequest, Deps, User
+from handlers.errors import (
+    GROUP,
+    GROUP_VERSION,
+    VERSION,
+    ApiError,
+    internal_error,
+    method_not_allowed,
+    not_found_path,
+    request_entity_too_large,
+    service_unavailable,
+)
+from proxy import auth
+from proxy.discovery import Discovery, Document
+from proxy.negotiation import JSON, decode_body, negotiate, parse_accept
+from proxy.openapi import V2_PROTOBUF, OpenAPI
+from proxy.render import render
+from proxy.requestinfo import RequestInfo, parse
+from proxy.settings import Settings
+from store import Store
+from store.compactor import start_compactor
+from store.sqlite import SQLiteStore
+
+log = logging.getLogger("apiserver")
+
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class StoreHolder:
+    """Opens the store on first need and remembers why it could not, for ``/readyz``."""
+
+    def __init__(self, settings: Settings, store: Store | None) -> None:
+        self._settings = settings
+        self._store = store
+        self._error = ""
+        self._lock = threading.Lock()
+
+    def get(self) -> Store:
+        """The open store; 503 while it cannot be opened."""
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    try:
+                        self._store = SQLiteStore(self._settings.sqlite_path)
+                        start_compactor(self._store)
+                    except Exception as ex:
+                        self._error = str(ex)
+                        log.warning("store not ready: %s", ex)
+                        raise service_unavailable(f"the store is not ready: {ex}") from None
+        return self._store
+
+    def check(self) -> str:
+        """Empty when the store is open, else the reason it is not."""
+        try:
+            self.get()
+        except ApiError:
+            return self._error or "not open"
+        return ""
+
+
+def _send(req: falcon.Request, resp: falcon.Response, doc: Document) -> None:
+    """Answer a prebuilt document, with ETag and If-None-Match -> 304."""
+    resp.set_header("ETag", doc.etag)
+    resp.content_type = doc.content_type
+    if req.get_header("If-None-Match") == doc.etag:
+        resp.status = falcon.HTTP_304
+        return
+    resp.data = doc.body
+
+
+class Gate:
+    """Middleware: RequestInfo, authentication, then authorization, for every request."""
+
+    def __init__(self, authorizer: auth.Authorizer) -> None:
+        self._authorizer = authorizer
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        query = {k: v[0] for k, v in parse_qs(req.query_string, keep_blank_values=True).items()}
+        info = parse(req.method, req.path, query)
+        user = auth.authenticate(req.env)
+        req.context.query = query
+        req.context.info = info
+        req.context.user = user
+        auth.authorize(self._authorizer, user, info)
+
+
+class Health:
+    """``/healthz`` and ``/livez`` answer while the process runs; ``/readyz`` needs the store."""
+
+    def __init__(self, holder: StoreHolder, *, readiness: bool) -> None:
+        self._holder = holder
+        self._readiness = readiness
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = "text/plain; charset=utf-8"
+        checks = [("ping", "")]
+        if self._readiness:
+            checks.append(("store", self._holder.check()))
+        failed = [name for name, why in checks if why]
+        if not failed:
+            resp.text = "ok"
+            return
+        lines = [f"[-]{n} failed: {why}" if why else f"[+]{n} ok" for n, why in checks]
+        resp.status = falcon.HTTP_500
+        resp.text = "\n".join([*lines, f"{req.path.strip('/')} check failed"]) + "\n"
+
+    on_head = on_get
+
+
+class Static:
+    """A prebuilt JSON document."""
+
+    def __init__(self, doc: Document) -> None:
+        self._doc = doc
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        _send(req, resp, self._doc)
+
+
+class Apis:
+    """``/apis``: aggregated discovery or the legacy group list, by Accept."""
+
+    def __init__(self, discovery: Discovery) -> None:
+        self._discovery = discovery
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        _send(req, resp, self._discovery.apis(req.get_header("Accept")))
+
+
+class ApiGroup:
+    """``/apis/<group>``: our APIGroup; any other group is not ours."""
+
+    def __init__(self, discovery: Discovery) -> None:
+        self._discovery = discovery
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, group: str) -> None:
+        if group != GROUP:
+            raise not_found_path()
+        _send(req, resp, self._discovery.group)
+
+
+class NotServed:
+    """``/api``: this server serves only ``/apis`` (D4)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        raise not_found_path()
+
+
+class OpenAPIv2:
+    """``/openapi/v2``: JSON with an ETag; the protobuf Accept gets an empty message (O2)."""
+
+    def __init__(self, docs: OpenAPI) -> None:
+        self._doc = Document(docs.v2)
+        self._etag = docs.v2_etag
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        for r in parse_accept(req.get_header("Accept")):
+            if "protobuf" in r.type:
+                resp.content_type = V2_PROTOBUF
+                resp.data = b""
+                return
+            if r.type in (JSON, "*/*", "application/*"):
+                break
+        resp.set_header("ETag", self._etag)
+        resp.content_type = JSON
+        if req.get_header("If-None-Match") == self._etag:
+            resp.status = falcon.HTTP_304
+            return
+        resp.data = self._doc.body
+
+
+class OpenAPIv3:
+    """``/openapi/v3`` and its group-version document; never redirects on a stale hash (O3)."""
+
+    def __init__(self, docs: OpenAPI) -> None:
+        self._docs = docs
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = JSON
+        resp.data = self._docs.v3_index
+
+    def on_get_group_version(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ranges = parse_accept(req.get_header("Accept"))
+        if ranges and all("protobuf" in r.type for r in ranges):
+            raise ApiError(406, "NotAcceptable", "only application/json is served")
+        etag = f'"{self._docs.v3_hash}"'
+        resp.set_header("ETag", etag)
+        if req.get_param("hash") == self._docs.v3_hash:
+            resp.set_header("Cache-Control", "public, immutable")
+        else:
+            resp.set_header("Cache-Control", "no-cache, private")
+        resp.content_type = JSON
+        if req.get_header("If-None-Match") == etag:
+            resp.status = falcon.HTTP_304
+            return
+        resp.data = self._docs.v3
+
+
+class Resources:
+    """The sink for ``/apis/<group>/<version>/...``: dispatch to the kind's verb module."""
+
+    def __init__(self, holder: StoreHolder, settings: Settings) -> None:
+        self._holder = holder
+        self._settings = settings
+
+    def __call__(self, req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
+        info: RequestInfo = req.context.info
+        kind = self._kind(info)
+        handler = kind.handlers.get(info.verb)
+        if handler is None or (kind.namespaced and info.namespace is None and info.name):
+            raise method_not_allowed() if handler is None else not_found_path()
+        if kind.namespaced and info.namespace is None and info.verb not in ("list", "watch"):
+            raise method_not_allowed()
+        output = negotiate(req.get_header("Accept"), listing=info.verb == "list")
+        body = None
+        if req.method in _BODY_METHODS:
+            body = decode_body(req.content_type, self._read(req))
+        user: User = req.context.user
+        request = ApiRequest(
+            kind, info.verb, info.namespace, info.name, req.context.query, body, user
+        )
+        result = handler(request, Deps(store=self._holder.get()))
+        resp.data = render(kind, result, output, request.param("includeObject"))
+        resp.content_type = output.media_type
+        status = getattr(result, "status", 200)
+        resp.status = falcon.code_to_http_status(status)
+        for warning in getattr(result, "warnings", ()):
+            escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+            resp.append_header("Warning", f'299 - "{escaped}"')
+
+    def _kind(self, info: RequestInfo) -> kinds.Kind:
+        kind = kinds.find(info.resource) if info.is_resource else None
+        if (
+            kind is None
+            or (info.group, info.version) != (GROUP, VERSION)
+            or info.subresource is not None
+            or info.extra_parts
+            or (info.namespace is not None and not kind.namespaced)
+        ):
+            raise not_found_path()
+        return kind
+
+    def _read(self, req: falcon.Request) -> bytes:
+        limit = self._settings.max_body_bytes
+        data: bytes = req.stream.read(limit + 1)
+        if len(data) > limit:
+            raise request_entity_too_large(limit)
+        return data
+
+
+def _on_api_error(req: falcon.Request, resp: falcon.Response, ex: ApiError, _: Any) -> None:
+    resp.status = falcon.code_to_http_status(ex.code)
+    resp.content_type = JSON
+    resp.data = orjson.dumps(ex.status())
+    for key, value in ex.headers.items():
+        resp.set_header(key, value)
+
+
+def _on_http_error(
+    req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: Any
+) -> None:
+    code = ex.status_code
+    if code == 404:
+        error = not_found_path()
+    elif code == 405:
+        error = method_not_allowed()
+    else:
+        reason = _REASONS.get(code, "Unknown")
+        error = ApiError(code, reason, ex.description or ex.title or reason)
+    _on_api_error(req, resp, error, params)
+
+
+def _on_exception(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+    log.exception("unhandled error serving %s %s", req.method, req.path)
+    _on_api_error(req, resp, internal_error(type(ex).__name__), params)
+
+
+def create_app(
+    settings: Settings | None = None,
+    store: Store | None = None,
+    authorizer: auth.Authorizer | None = None,
+) -> falcon.App[falcon.Request, falcon.Response]:
+    """Build the WSGI application (gunicorn calls this once per worker)."""
+    settings = settings or Settings.from_env()
+    registry = kinds.registry()
+    discovery = Discovery(registry)
+    docs = OpenAPI(registry)
+    holder = StoreHolder(settings, store)
+    holder.check()
+    app = falcon.App(middleware=[Gate(authorizer or auth.MastersOnly())])
+    app.req_options.strip_url_path_trailing_slash = True
+    app.add_route("/healthz", Health(holder, readiness=False))
+    app.add_route("/livez", Health(holder, readiness=False))
+    app.add_route("/readyz", Health(holder, readiness=True))
+    app.add_route("/version", Static(discovery.version))
+    app.add_route("/api", NotServed())
+    app.add_route("/apis", Apis(discovery))
+    app.add_route("/apis/{group}", ApiGroup(discovery))
+    app.add_route(f"/apis/{GROUP_VERSION}", Static(discovery.resources))
+    openapi_v3 = OpenAPIv3(docs)
+    app.add_route("/openapi/v2", OpenAPIv2(docs))
+    app.add_route("/openapi/v3", openapi_v3)
+    app.add_route(f"/openapi/v3/apis/{GROUP_VERSION}", openapi_v3, suffix="group_version")
+    app.add_sink(Resources(holder, settings), re.compile(rf"^/apis/{re.escape(GROUP_VERSION)}/"))
+    app.add_error_handler(Exception, _on_exception)
+    app.add_error_handler(falcon.HTTPError, _on_http_error)
+    app.add_error_handler(ApiError, _on_api_error)
+    return app

@@ -1,0 +1,105 @@
+"""Content negotiation: which representation to answer, and how to read request bodies.
+
+Accept alternatives are walked in order and the first one we can produce wins, as
+kube-apiserver does; protobuf is skipped. Bodies are JSON or YAML, with or without a
+Content-Type (``kubectl create --raw -f x.yaml`` sends YAML with none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import yaml
+
+from handlers.errors import bad_request, not_acceptable, unsupported_media_type
+
+JSON = "application/json"
+YAML = "application/yaml"
+META_GROUP = "meta.k8s.io"
+BODY_TYPES = (JSON, YAML)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRange:
+    """One alternative of an Accept header."""
+
+    type: str
+    params: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """The chosen representation: ``object``, ``table`` or ``metadata`` (PartialObjectMetadata)."""
+
+    form: str
+    media_type: str = JSON
+    version: str = "v1"
+
+
+def parse_accept(header: str | None) -> list[MediaRange]:
+    """The alternatives of an Accept header, in the client's order."""
+    ranges = []
+    for item in (header or "").split(","):
+        pieces = [p.strip() for p in item.split(";")]
+        if not pieces[0]:
+            continue
+        params = {}
+        for piece in pieces[1:]:
+            key, _, value = piece.partition("=")
+            params[key.strip().lower()] = value.strip().strip('"')
+        ranges.append(MediaRange(pieces[0].lower(), params))
+    return ranges
+
+
+def negotiate(header: str | None, *, listing: bool) -> Output:
+    """Choose the representation of a resource response; 406 when none is acceptable."""
+    ranges = parse_accept(header)
+    if not ranges:
+        return Output("object")
+    for r in ranges:
+        if r.type in ("*/*", "application/*"):
+            return Output("object")
+        if r.type not in BODY_TYPES:
+            continue
+        wanted = r.params.get("as")
+        if wanted is None:
+            return Output("object", r.type)
+        if r.params.get("g") != META_GROUP or r.type != JSON:
+            continue
+        version = r.params.get("v", "")
+        if wanted == "Table" and version in ("v1", "v1beta1"):
+            return Output("table", JSON, version)
+        expected = "PartialObjectMetadataList" if listing else "PartialObjectMetadata"
+        if wanted == expected and version in ("v1", "v1beta1"):
+            return Output("metadata", JSON, version)
+    raise not_acceptable([JSON, YAML])
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as Kubernetes reads it: timestamps stay strings."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def decode_body(content_type: str | None, raw: bytes) -> Any:
+    """Decode a request body; 415 for unknown types, 400 for malformed documents."""
+    base = (content_type or "").split(";")[0].strip().lower()
+    if not raw.strip():
+        return None
+    if base not in ("", *BODY_TYPES):
+        raise unsupported_media_type(base, BODY_TYPES)
+    as_json = base == JSON or (base == "" and raw.lstrip()[:1] in (b"{", b"["))
+    try:
+        if as_json:
+            return orjson.loads(raw)
+        return yaml.load(raw, Loader=_Loader)  # a SafeLoader subclass
+    except orjson.JSONDecodeError as ex:
+        raise bad_request(f"the request body is not valid JSON: {ex}") from None
+    except yaml.YAMLError as ex:
+        raise bad_request(f"the request body is not valid YAML: {ex}") from None

@@ -1,0 +1,227 @@
+"""OpenAPI v3 and v2 documents, derived from the registry of kinds and built once.
+
+The v3 group-version document is the source; v2 is converted from it. Schemas are
+self-contained (object metadata included) and carry the GVK extensions kubectl reads; the
+PATCH operation lists only the patch types we implement, so kubectl never sends a
+strategic merge patch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from handlers.errors import GROUP, GROUP_VERSION, VERSION
+from handlers.kinds import Kind
+from handlers.objectmeta import DEFINITIONS, DEFS_PREFIX, ref
+from proxy.negotiation import JSON, YAML
+
+V3_KEY = f"apis/{GROUP_VERSION}"
+V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json")
+
+
+def _query(name: str, description: str, kind: str = "string") -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description, "schema": {"type": kind}}
+
+
+DRY_RUN = _query("dryRun", "When present (All), the request is validated but not persisted.")
+FIELD_MANAGER = _query("fieldManager", "Name of the actor making the change.")
+FIELD_VALIDATION = _query(
+    "fieldValidation",
+    "How to treat unknown or duplicate fields: Ignore, Warn (the default) or Strict.",
+)
+LIST_PARAMS = [
+    _query("labelSelector", "Select objects by their labels."),
+    _query("fieldSelector", "Select objects by fields (metadata.name, spec.priority, ...)."),
+    _query("limit", "Maximum number of items to return; use continue for the rest.", "integer"),
+    _query("continue", "Token from a previous page to fetch the next one."),
+    _query("resourceVersion", "Revision constraint for the read."),
+    _query("resourceVersionMatch", "How resourceVersion applies: Exact or NotOlderThan."),
+    _query("watch", "Stream changes instead of listing.", "boolean"),
+    _query("allowWatchBookmarks", "Ask for BOOKMARK events in a watch.", "boolean"),
+    _query("timeoutSeconds", "Duration limit of a list or watch call.", "integer"),
+]
+_PATH_PARAM = {"in": "path", "required": True, "schema": {"type": "string", "uniqueItems": True}}
+
+
+def _gvk(kind: str) -> dict[str, str]:
+    return {"group": GROUP, "version": VERSION, "kind": kind}
+
+
+def _content(schema: dict[str, Any], types: Sequence[str] = (JSON, YAML)) -> dict[str, Any]:
+    return {t: {"schema": schema} for t in types}
+
+
+def _operation(
+    kind: Kind, action: str, verb_id: str, result: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    scope = "Namespaced" if kind.namespaced else ""
+    op: dict[str, Any] = {
+        "tags": [f"{GROUP}_{VERSION}"],
+        "description": f"{verb_id} {kind.kind}",
+        "operationId": f"{verb_id}{scope}{kind.kind}",
+        "responses": {"200": {"description": "OK", "content": _content(result)}},
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": _gvk(kind.kind),
+    }
+    op.update(extra)
+    return op
+
+
+def _paths(kind: Kind) -> dict[str, Any]:
+    base = f"/apis/{GROUP_VERSION}"
+    prefix = f"{base}/namespaces/{{namespace}}" if kind.namespaced else base
+    collection_path, item_path = f"{prefix}/{kind.plural}", f"{prefix}/{kind.plural}/{{name}}"
+    obj, objects = ref(kind.kind), ref(kind.list_kind)
+    write = {"requestBody": {"required": True, "content": _content(obj)}}
+    verbs = set(kind.verbs)
+    collection: dict[str, Any] = {}
+    item: dict[str, Any] = {}
+    if "list" in verbs:
+        collection["get"] = _operation(kind, "list", "list", objects, parameters=LIST_PARAMS)
+    if "create" in verbs:
+        collection["post"] = _operation(
+            kind,
+            "post",
+            "create",
+            obj,
+            parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION],
+            **write,
+        )
+    if "deletecollection" in verbs:
+        collection["delete"] = _operation(
+            kind,
+            "deletecollection",
+            "deletecollection",
+            objects,
+            parameters=[*LIST_PARAMS, DRY_RUN],
+        )
+    if "get" in verbs:
+        item["get"] = _operation(kind, "get", "read", obj)
+    if "update" in verbs:
+        item["put"] = _operation(
+            kind,
+            "put",
+            "replace",
+            obj,
+            parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION],
+            **write,
+        )
+    if "patch" in verbs:
+        item["patch"] = _operation(
+            kind,
+            "patch",
+            "patch",
+            obj,
+            parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION, _query("force", "", "boolean")],
+            requestBody={"required": True, "content": _content({"type": "object"}, PATCH_TYPES)},
+        )
+    if "delete" in verbs:
+        item["delete"] = _operation(kind, "delete", "delete", obj, parameters=[DRY_RUN])
+    scope_params = [{"name": "namespace", **_PATH_PARAM}] if kind.namespaced else []
+    paths: dict[str, Any] = {}
+    if collection:
+        paths[collection_path] = {**collection, "parameters": scope_params}
+    if item:
+        paths[item_path] = {**item, "parameters": [{"name": "name", **_PATH_PARAM}, *scope_params]}
+    if kind.namespaced and "list" in verbs:
+        paths[f"{base}/{kind.plural}"] = {"get": collection["get"]}
+    return paths
+
+
+def _schemas(kinds: Sequence[Kind]) -> dict[str, Any]:
+    schemas: dict[str, Any] = dict(DEFINITIONS)
+    for kind in kinds:
+        schemas[DEFS_PREFIX + kind.kind] = {
+            **kind.schema(),
+            "x-kubernetes-group-version-kind": [_gvk(kind.kind)],
+        }
+        schemas[DEFS_PREFIX + kind.list_kind] = {
+            "type": "object",
+            "description": f"{kind.list_kind} is a list of {kind.kind}.",
+            "required": ["items"],
+            "properties": {
+                "apiVersion": {"type": "string", "description": "Versioned schema."},
+                "kind": {"type": "string", "description": f"Kind: {kind.list_kind}."},
+                "metadata": ref("ListMeta"),
+                "items": {"type": "array", "items": ref(kind.kind)},
+            },
+            "x-kubernetes-group-version-kind": [_gvk(kind.list_kind)],
+        }
+    return dict(sorted(schemas.items()))
+
+
+def v3_document(kinds: Sequence[Kind]) -> dict[str, Any]:
+    """The OpenAPI 3.0 document of our group-version (O4)."""
+    paths: dict[str, Any] = {}
+    for kind in kinds:
+        paths.update(_paths(kind))
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Task search API", "version": VERSION},
+        "paths": paths,
+        "components": {"schemas": _schemas(kinds)},
+    }
+
+
+def v2_document(v3: dict[str, Any]) -> dict[str, Any]:
+    """The Swagger 2.0 form of the v3 document (O1)."""
+    paths: dict[str, Any] = {}
+    for path, item in v3["paths"].items():
+        converted: dict[str, Any] = {}
+        for method, op in item.items():
+            if method == "parameters":
+                converted[method] = [_v2_param(p) for p in op]
+                continue
+            new = {k: v for k, v in op.items() if k not in ("requestBody", "responses")}
+            new["parameters"] = [_v2_param(p) for p in op.get("parameters", [])]
+            if "requestBody" in op:
+                content = op["requestBody"]["content"]
+                new["consumes"] = list(content)
+                new["parameters"].insert(
+                    0,
+                    {
+                        "name": "body",
+                        "in": "body",
+                        "required": True,
+                        "schema": next(iter(content.values()))["schema"],
+                    },
+                )
+            new["produces"] = [JSON, YAML]
+            new["schemes"] = ["https"]
+            new["responses"] = {
+                code: {"description": r["description"], "schema": r["content"][JSON]["schema"]}
+                for code, r in op["responses"].items()
+            }
+            converted[method] = new
+        paths[path] = converted
+    return {
+        "swagger": "2.0",
+        "info": v3["info"],
+        "paths": paths,
+        "definitions": v3["components"]["schemas"],
+    }
+
+
+def _v2_param(param: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in param.items() if k != "schema"}
+    out.update(param.get("schema", {}))
+    return out
+
+
+class OpenAPI:
+    """The prebuilt documents: v2 JSON, the v3 index and the v3 group-version document."""
+
+    def __init__(self, kinds: Sequence[Kind]) -> None:
+        v3 = v3_document(kinds)
+        self.v3 = orjson.dumps(v3)
+        self.v3_hash = hashlib.sha512(self.v3).hexdigest().upper()
+        self.v2 = orjson.dumps(v2_document(v3)).replace(b"#/components/schemas/", b"#/definitions/")
+        self.v2_etag = '"' + hashlib.sha512(self.v2).hexdigest().upper() + '"'
+        self.v3_index = orjson.dumps(
+            {"paths": {V3_KEY: {"serverRelativeURL": f"/openapi/v3/{V3_KEY}?hash={self.v3_hash}"}}}
+        )

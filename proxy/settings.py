@@ -1,0 +1,45 @@
+"""Every setting of the server, read once from environment variables.
+
+The defaults are the dev layout that ``make run`` writes into ``.dev/``, so a bare
+checkout runs without configuration; a deployment sets the variables instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEV_DIR = ".dev"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The server's configuration (see the README's table of settings)."""
+
+    bind_address: str
+    port: int
+    tls_cert_file: str
+    tls_key_file: str
+    client_ca_file: str
+    sqlite_path: str
+    workers: int
+    threads: int
+    max_body_bytes: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``env`` (the process environment by default)."""
+        e = os.environ if env is None else env
+        dev = e.get("APISERVER_DEV_DIR", DEV_DIR)
+        return cls(
+            bind_address=e.get("APISERVER_BIND_ADDRESS", "127.0.0.1"),
+            port=int(e.get("PORT", "8443")),
+            tls_cert_file=e.get("APISERVER_TLS_CERT_FILE", f"{dev}/serving.crt"),
+            tls_key_file=e.get("APISERVER_TLS_KEY_FILE", f"{dev}/serving.key"),
+            client_ca_file=e.get("APISERVER_CLIENT_CA_FILE", f"{dev}/ca.crt"),
+            sqlite_path=e.get("APISERVER_SQLITE_PATH", f"{dev}/store.db"),
+            workers=int(e.get("APISERVER_WORKERS", "2")),
+            threads=int(e.get("APISERVER_THREADS", "64")),
+            max_body_bytes=int(e.get("APISERVER_MAX_BODY_BYTES", str(3 * 1024 * 1024))),
+        )

@@ -1,0 +1,156 @@
+"""Persistence for the kinds this server owns.
+
+The store is a revisioned key-value log with Kubernetes semantics: one monotonically
+increasing revision shared by every kind (it is the ``resourceVersion``), a table of current
+objects so that get and list cost what they return, and an append-only change log written
+in the same transaction as every change (watches read it; old list pages are rebuilt from it).
+
+Objects are kept as JSON bytes with ``metadata`` first and no ``resourceVersion``; readers
+splice the revision in (:func:`with_revision`) so a list is assembled without parsing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+_META_PREFIX = b'{"metadata":{'
+
+
+class StoreError(Exception):
+    """Base of the store's errors; handlers turn them into ``metav1.Status``."""
+
+
+class AlreadyExists(StoreError):
+    """A create found the key taken."""
+
+
+class NotFound(StoreError):
+    """The key does not exist."""
+
+
+class Conflict(StoreError):
+    """The object changed since the revision the caller expected."""
+
+
+class Expired(StoreError):
+    """The requested revision has been compacted away."""
+
+    def __init__(self, requested: int, oldest: int) -> None:
+        super().__init__(f"revision {requested} is older than the oldest kept ({oldest})")
+        self.requested = requested
+        self.oldest = oldest
+
+
+def encode(obj: Mapping[str, Any]) -> bytes:
+    """Serialize ``obj`` in the stored form: ``metadata`` first, without ``resourceVersion``."""
+    metadata = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+    if not metadata:
+        raise ValueError("stored objects need metadata besides resourceVersion")
+    return orjson.dumps({"metadata": metadata, **{k: v for k, v in obj.items() if k != "metadata"}})
+
+
+def with_revision(stored: bytes, revision: int) -> bytes:
+    """Return the stored bytes as served: ``metadata.resourceVersion`` spliced in first."""
+    return b'{"metadata":{"resourceVersion":"%d",%s' % (revision, stored[len(_META_PREFIX) :])
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One object as the store returns it."""
+
+    namespace: str
+    name: str
+    revision: int
+    body: bytes
+    labels_json: bytes = b"{}"
+    fields_json: bytes = b"{}"
+    _labels: dict[str, str] | None = field(default=None, compare=False, repr=False)
+
+    def labels(self) -> dict[str, str]:
+        """The object's labels, parsed from the small column (not from the body)."""
+        parsed: dict[str, str] = orjson.loads(self.labels_json)
+        return parsed
+
+    def fields(self) -> dict[str, str]:
+        """The object's selectable field values, as the handler recorded them at write time."""
+        parsed: dict[str, str] = orjson.loads(self.fields_json)
+        return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A list result, consistent at ``revision``; ``resume_after`` is set when more may follow."""
+
+    revision: int
+    rows: list[Row]
+    resume_after: tuple[str, str] | None
+
+
+Predicate = Callable[[Row], bool]
+
+
+class Store(Protocol):
+    """What handlers need from persistence; SQLite and PostgreSQL implement it."""
+
+    def revision(self) -> int:
+        """The latest committed revision."""
+        ...
+
+    def get(self, resource: str, namespace: str, name: str) -> Row | None:
+        """The current object, or None."""
+        ...
+
+    def create(
+        self,
+        resource: str,
+        namespace: str,
+        name: str,
+        obj: Mapping[str, Any],
+        fields: Mapping[str, str],
+    ) -> Row:
+        """Store a new object under a new revision; raises :class:`AlreadyExists`."""
+        ...
+
+    def update(
+        self,
+        resource: str,
+        namespace: str,
+        name: str,
+        expected_revision: int,
+        obj: Mapping[str, Any],
+        fields: Mapping[str, str],
+    ) -> Row:
+        """Replace the object if it is still at ``expected_revision``; raises NotFound/Conflict."""
+        ...
+
+    def delete(self, resource: str, namespace: str, name: str, expected_revision: int) -> Row:
+        """Remove the object if still at ``expected_revision``; returns its last state at the
+        deletion's revision. Raises NotFound/Conflict."""
+        ...
+
+    def list(
+        self,
+        resource: str,
+        namespace: str | None,
+        *,
+        revision: int | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+        match: Predicate | None = None,
+    ) -> Page:
+        """Objects in key order (namespace, name), as of ``revision`` (latest when None).
+
+        Raises :class:`Expired` when ``revision`` is older than the compacted log."""
+        ...
+
+    def compact(self, *, min_age_seconds: float, min_revisions: int) -> int:
+        """Trim the change log, keeping the given age and count; returns the compacted revision."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

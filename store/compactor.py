@@ -1,0 +1,33 @@
+"""A background thread per process that trims the change log on a fixed period.
+
+Keeping at least five minutes and 1,000 revisions mirrors kube-apiserver's etcd compaction
+and kine's minimum; continue tokens and watches older than that get 410 Expired.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from store import Store
+
+log = logging.getLogger("apiserver.store")
+
+MIN_AGE_SECONDS = 300.0
+MIN_REVISIONS = 1000
+
+
+def start_compactor(store: Store, period_seconds: float = 60.0) -> threading.Thread:
+    """Compact ``store`` every ``period_seconds`` in a daemon thread."""
+
+    def run() -> None:
+        stop = threading.Event()
+        while not stop.wait(period_seconds):
+            try:
+                store.compact(min_age_seconds=MIN_AGE_SECONDS, min_revisions=MIN_REVISIONS)
+            except Exception:
+                log.exception("compaction failed")
+
+    thread = threading.Thread(target=run, name="store-compactor", daemon=True)
+    thread.start()
+    return thread
