@@ -279,6 +279,7 @@ def _admit(request: ApiRequest) -> tuple[dict[str, Any], tuple[str, ...]]:
     outcome = schema.Outcome()
     obj = schema.check(kind.schema(), {**body, "metadata": meta}, "", outcome)
     name = meta.get("name") or request.name or ""
+    outcome.unknown.sort()
     if outcome.unknown and mode == "Strict":
         raise bad_request(
             "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in outcome.unknown)

@@ -93,13 +93,15 @@ class StoreHolder:
         return ""
 
 
-def _send(req: falcon.Request, resp: falcon.Response, doc: Document) -> None:
+def _send(req: falcon.Request, resp: falcon.Response, doc: Document, etag: str = "") -> None:
     """Answer a prebuilt document, with ETag and If-None-Match -> 304."""
-    resp.set_header("ETag", doc.etag)
-    resp.content_type = doc.content_type
-    if req.get_header("If-None-Match") == doc.etag:
+    etag = etag or doc.etag
+    resp.set_header("ETag", etag)
+    if req.get_header("If-None-Match") == etag:
         resp.status = falcon.HTTP_304
+        resp.content_type = None
         return
+    resp.content_type = doc.content_type
     resp.data = doc.body
 
 
@@ -196,12 +198,7 @@ class OpenAPIv2:
                 return
             if r.type in (JSON, "*/*", "application/*"):
                 break
-        resp.set_header("ETag", self._etag)
-        resp.content_type = JSON
-        if req.get_header("If-None-Match") == self._etag:
-            resp.status = falcon.HTTP_304
-            return
-        resp.data = self._doc.body
+        _send(req, resp, self._doc, self._etag)
 
 
 class OpenAPIv3:
@@ -218,17 +215,11 @@ class OpenAPIv3:
         ranges = parse_accept(req.get_header("Accept"))
         if ranges and all("protobuf" in r.type for r in ranges):
             raise ApiError(406, "NotAcceptable", "only application/json is served")
-        etag = f'"{self._docs.v3_hash}"'
-        resp.set_header("ETag", etag)
         if req.get_param("hash") == self._docs.v3_hash:
             resp.set_header("Cache-Control", "public, immutable")
         else:
             resp.set_header("Cache-Control", "no-cache, private")
-        resp.content_type = JSON
-        if req.get_header("If-None-Match") == etag:
-            resp.status = falcon.HTTP_304
-            return
-        resp.data = self._docs.v3
+        _send(req, resp, Document(self._docs.v3), f'"{self._docs.v3_hash}"')
 
 
 class Resources:

@@ -11,6 +11,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from proxy.devenv import kubeconfig
 from proxy.procfile import command
 
 ROOT = Path(__file__).resolve().parent.parent
+_ISSUE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,13 @@ class Pki:
 
     def client(self, name: str, groups: tuple[str, ...] = ()) -> tuple[str, str]:
         """Issue (once) a client certificate; returns (cert file, key file)."""
-        cert, key = self.directory / f"{name}.crt", self.directory / f"{name}.key"
-        if not cert.exists():
-            issued = issue(self.ca, name, organizations=groups, client=True)
-            cert.write_bytes(issued.cert_pem)
-            key.write_bytes(issued.key_pem)
+        label = "-".join((name, *groups)).replace(":", "_")
+        cert, key = self.directory / f"{label}.crt", self.directory / f"{label}.key"
+        with _ISSUE_LOCK:
+            if not cert.exists():
+                issued = issue(self.ca, name, organizations=groups, client=True)
+                key.write_bytes(issued.key_pem)
+                cert.write_bytes(issued.cert_pem)
         return str(cert), str(key)
 
     def kubeconfig(self, server: str, name: str, groups: tuple[str, ...]) -> str:
@@ -66,7 +70,7 @@ class Pki:
         cert_file, key_file = self.client(name, groups)
         cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
         key = serialization.load_pem_private_key(Path(key_file).read_bytes(), None)
-        path = self.directory / f"{name}.kubeconfig"
+        path = Path(cert_file).with_suffix(".kubeconfig")
         path.write_text(kubeconfig(server, self.ca.cert_pem, Issued(cert, key)))  # type: ignore[arg-type]
         return str(path)
 
@@ -86,7 +90,9 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
 
-    def session(self, name: str = "admin", groups: tuple[str, ...] = ("system:masters",)) -> requests.Session:
+    def session(
+        self, name: str = "admin", groups: tuple[str, ...] = ("system:masters",)
+    ) -> requests.Session:
         """A requests session presenting a client certificate for ``name``."""
         s = self.anonymous()
         s.cert = self.pki.client(name, groups)

@@ -47,9 +47,7 @@ def test_anonymous_requests_are_forbidden_with_a_status(server: Server) -> None:
     r = server.anonymous().get(server.url + GV)
     assert r.status_code == 403
     assert r.json()["reason"] == "Forbidden"
-    assert r.json()["message"] == (
-        f'forbidden: User "system:anonymous" cannot get path "{GV}"'
-    )
+    assert r.json()["message"] == (f'forbidden: User "system:anonymous" cannot get path "{GV}"')
 
 
 def test_x509_user_outside_masters_is_forbidden_in_kube_wording(server: Server) -> None:

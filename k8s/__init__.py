@@ -1,0 +1,1 @@
+"""The cluster: API client, event cache, Task controller and deployment manifests."""
