@@ -38,6 +38,7 @@ class ApiRequest:
     body: Any = None
     user: User | None = None
     subresource: str | None = None
+    content_type: str = ""
 
     def param(self, key: str, default: str = "") -> str:
         """A query parameter's first value."""

@@ -140,15 +140,12 @@ def not_acceptable(accepted: Sequence[str]) -> ApiError:
     )
 
 
-def unsupported_media_type(content_type: str, accepted: Sequence[str]) -> ApiError:
+def unsupported_media_type(accepted: Sequence[str]) -> ApiError:
     return ApiError(
         415,
         "UnsupportedMediaType",
-        f"the body of the request was in an unknown format - accepted media types include: "
-        f"{', '.join(accepted)}",
-        {"causes": [{"reason": "UnexpectedServerResponse", "message": content_type}]}
-        if content_type
-        else None,
+        "the body of the request was in an unknown format - accepted media types include: "
+        + ", ".join(accepted),
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from handlers import objectmeta, schema
+from handlers import objectmeta, patching, schema
 from handlers.contract import ApiRequest, Deps, ListResult, ObjectResult
 from handlers.errors import ApiError, Cause, bad_request, expired, too_large_resource_version
 from handlers.kinds import Kind
@@ -39,7 +39,7 @@ _CONTINUE_EXPIRED = (
 def create(request: ApiRequest, deps: Deps) -> ObjectResult:
     """POST to the collection, or to an item path with the name taken from the URL."""
     kind = request.kind
-    obj, warnings = _admit(request)
+    obj, warnings = _admit(request, request.body)
     meta = obj["metadata"]
     if "resourceVersion" in meta:
         raise bad_request("resourceVersion should not be set on objects to be created")
@@ -77,9 +77,8 @@ def get(request: ApiRequest, deps: Deps) -> ObjectResult:
 def update(request: ApiRequest, deps: Deps) -> ObjectResult:
     """PUT: replace the object if the body's resourceVersion is still current."""
     kind, name = request.kind, request.name or ""
-    obj, warnings = _admit(request)
-    meta = obj["metadata"]
-    version = meta.get("resourceVersion")
+    obj, warnings = _admit(request, request.body)
+    version = obj["metadata"].get("resourceVersion")
     if not version:
         raise kind.resource.invalid(
             name,
@@ -94,8 +93,43 @@ def update(request: ApiRequest, deps: Deps) -> ObjectResult:
     current = _current(request, deps)
     if version != str(current.revision):
         raise kind.resource.conflict(name)
+    return _replace(request, deps, current, obj, warnings)
+
+
+def patch(request: ApiRequest, deps: Deps) -> ObjectResult:
+    """PATCH with a merge or JSON patch; retried on a concurrent write unless the patch
+    itself pins a resourceVersion (then that is a precondition, as in kube)."""
+    kind, name = request.kind, request.name or ""
+    if request.param("force"):
+        raise ApiError(
+            422,
+            "Invalid",
+            'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified '
+            "for non-apply patch",
+        )
+    for _ in range(5):
+        current = _current(request, deps)
+        patched = patching.apply(request.content_type, orjson.loads(current.body), request.body)
+        version = (patched.get("metadata") or {}).get("resourceVersion")
+        if version is not None and version != str(current.revision):
+            raise kind.resource.conflict(name)
+        obj, warnings = _admit(request, patched)
+        try:
+            return _replace(request, deps, current, obj, warnings)
+        except ApiError as ex:
+            if ex.reason != "Conflict" or version is not None:
+                raise
+    raise kind.resource.conflict(name)
+
+
+def _replace(
+    request: ApiRequest, deps: Deps, current: Row, obj: dict[str, Any], warnings: tuple[str, ...]
+) -> ObjectResult:
+    """Store ``obj`` in place of ``current``: server-owned metadata carried over, generation
+    bumped on spec changes, nothing written for a no-op."""
+    kind, name = request.kind, request.name or ""
     old = orjson.loads(current.body)
-    old_meta = old["metadata"]
+    meta, old_meta = obj["metadata"], old["metadata"]
     if meta.get("uid") and meta["uid"] != old_meta["uid"]:
         raise kind.resource.invalid(
             name,
@@ -252,12 +286,11 @@ def _current(request: ApiRequest, deps: Deps) -> Row:
     return row
 
 
-def _admit(request: ApiRequest) -> tuple[dict[str, Any], tuple[str, ...]]:
+def _admit(request: ApiRequest, body: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
     """Check a written object's type, namespace, name, schema and metadata.
 
     Returns it pruned and defaulted, with the warnings to send."""
     kind = request.kind
-    body = request.body
     if not isinstance(body, dict):
         raise bad_request(f"the request body must be a {kind.kind} object")
     mode = request.param("fieldValidation", "Warn")

@@ -31,7 +31,7 @@ from handlers.errors import (
 )
 from proxy import auth
 from proxy.discovery import Discovery, Document
-from proxy.negotiation import JSON, decode_body, negotiate, parse_accept
+from proxy.negotiation import JSON, decode_body, media_type, negotiate, parse_accept
 from proxy.openapi import V2_PROTOBUF, OpenAPI
 from proxy.render import render
 from proxy.requestinfo import RequestInfo, parse
@@ -240,10 +240,17 @@ class Resources:
         output = negotiate(req.get_header("Accept"), listing=info.verb == "list")
         body = None
         if req.method in _BODY_METHODS:
-            body = decode_body(req.content_type, self._read(req))
+            body = decode_body(req.content_type, self._read(req), patch=req.method == "PATCH")
         user: User = req.context.user
         request = ApiRequest(
-            kind, info.verb, info.namespace, info.name, req.context.query, body, user
+            kind,
+            info.verb,
+            info.namespace,
+            info.name,
+            req.context.query,
+            body,
+            user,
+            content_type=media_type(req.content_type),
         )
         result = handler(request, Deps(store=self._holder.get()))
         resp.data = render(kind, result, output, request.param("includeObject"))

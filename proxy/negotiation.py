@@ -14,6 +14,7 @@ import orjson
 import yaml
 
 from handlers.errors import bad_request, not_acceptable, unsupported_media_type
+from handlers.patching import PATCH_TYPES
 
 JSON = "application/json"
 YAML = "application/yaml"
@@ -87,14 +88,23 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
-def decode_body(content_type: str | None, raw: bytes) -> Any:
-    """Decode a request body; 415 for unknown types, 400 for malformed documents."""
-    base = (content_type or "").split(";")[0].strip().lower()
+def media_type(content_type: str | None) -> str:
+    """The bare media type of a Content-Type header."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def decode_body(content_type: str | None, raw: bytes, *, patch: bool = False) -> Any:
+    """Decode a request body; 415 for unknown types, 400 for malformed documents.
+
+    A PATCH body must be one of the patch types we implement (a strategic merge patch is
+    refused as kube refuses it for CRDs); other bodies are JSON or YAML."""
+    base = media_type(content_type)
+    accepted = PATCH_TYPES if patch else BODY_TYPES
+    if base not in accepted and (patch or base != ""):
+        raise unsupported_media_type(accepted)
     if not raw.strip():
         return None
-    if base not in ("", *BODY_TYPES):
-        raise unsupported_media_type(base, BODY_TYPES)
-    as_json = base == JSON or (base == "" and raw.lstrip()[:1] in (b"{", b"["))
+    as_json = base in (JSON, *PATCH_TYPES) or (base == "" and raw.lstrip()[:1] in (b"{", b"["))
     try:
         if as_json:
             return orjson.loads(raw)

@@ -17,11 +17,11 @@ import orjson
 from handlers.errors import GROUP, GROUP_VERSION, VERSION
 from handlers.kinds import Kind
 from handlers.objectmeta import DEFINITIONS, DEFS_PREFIX, ref
+from handlers.patching import PATCH_TYPES
 from proxy.negotiation import JSON, YAML
 
 V3_KEY = f"apis/{GROUP_VERSION}"
 V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
-PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json")
 
 
 def _query(name: str, description: str, kind: str = "string") -> dict[str, Any]:

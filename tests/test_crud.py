@@ -17,7 +17,10 @@ from tests.conftest import AllowAll
 GV = "/apis/search.task.example.example.com/v1"
 NS = f"{GV}/namespaces/default/customtasks"
 CLUSTER = f"{GV}/clustertasks"
-TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+TABLE = (
+    "application/json;as=Table;v=v1;g=meta.k8s.io,"
+    "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+)
 SPEC = {"priority": 3, "deadline": "2025-08-19T09:17:55Z", "details": "Sample task details"}
 
 
@@ -471,3 +474,85 @@ def test_r5_continue_token_older_than_the_log_is_410_expired(tmp_path: Path) -> 
     assert names_of(client.simulate_get(NS, params={"continue": fresh})) == ["e2", "e3", "e4"]
     old = client.simulate_get(NS, params={"limit": "1", "resourceVersion": "2"})
     assert status_of(old) == (410, "Expired")
+
+
+# R10 patch (merge and JSON patch; server-side apply comes with watch)
+
+
+def patch(client: TestClient, name: str, body: Any, content_type: str, **kw: Any) -> Result:
+    return client.simulate_patch(
+        f"{NS}/{name}", body=orjson.dumps(body), content_type=content_type, **kw
+    )
+
+
+def test_r10_merge_patch_merges_and_null_deletes(client: TestClient) -> None:
+    post(client, NS, task("mp", labels={"env": "prod", "tier": "web"}))
+    r = patch(
+        client,
+        "mp",
+        {"metadata": {"labels": {"env": None}}, "spec": {"priority": 7}},
+        "application/merge-patch+json",
+        params={"fieldManager": "kubectl-label"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json["metadata"]["labels"] == {"tier": "web"}
+    assert r.json["spec"]["priority"] == 7
+    assert r.json["spec"]["details"] == "Sample task details"
+    assert r.json["metadata"]["generation"] == 2
+
+
+def test_r10_json_patch_with_test_and_failures(client: TestClient) -> None:
+    created = post(client, NS, task("jp")).json
+    rv = created["metadata"]["resourceVersion"]
+    ops = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+        {"op": "replace", "path": "/spec/taskState", "value": "Finished"},
+        {"op": "add", "path": "/metadata/labels", "value": {"done": "yes"}},
+    ]
+    r = patch(client, "jp", ops, "application/json-patch+json")
+    assert r.status_code == 200, r.text
+    assert r.json["spec"]["taskState"] == "Finished"
+    failed = patch(client, "jp", ops[:1], "application/json-patch+json")
+    assert status_of(failed) == (422, "Invalid")
+    malformed = patch(
+        client, "jp", [{"op": "explode", "path": "/x"}], "application/json-patch+json"
+    )
+    assert status_of(malformed) == (400, "BadRequest")
+    assert status_of(patch(client, "jp", {"op": "x"}, "application/json-patch+json"))[0] == 400
+
+
+def test_r10_patched_objects_are_validated_and_versions_are_preconditions(
+    client: TestClient,
+) -> None:
+    post(client, NS, task("pv"))
+    bad = patch(client, "pv", {"spec": {"priority": 42}}, "application/merge-patch+json")
+    assert status_of(bad) == (422, "Invalid")
+    relabel = {"metadata": {"labels": {"v": "2"}}}
+    assert patch(client, "pv", relabel, "application/merge-patch+json").status_code == 200
+    stale = patch(
+        client,
+        "pv",
+        {"metadata": {"resourceVersion": "1"}, "spec": {"priority": 2}},
+        "application/merge-patch+json",
+    )
+    assert status_of(stale) == (409, "Conflict")
+    forced = patch(
+        client,
+        "pv",
+        {"spec": {"priority": 2}},
+        "application/merge-patch+json",
+        params={"force": "true"},
+    )
+    assert status_of(forced) == (422, "Invalid")
+    assert forced.json["message"].endswith("may not be specified for non-apply patch")
+    assert status_of(patch(client, "nope", {}, "application/merge-patch+json")) == (404, "NotFound")
+
+
+def test_r10_strategic_merge_patch_is_415_as_for_crds(client: TestClient) -> None:
+    post(client, NS, task("smp"))
+    r = patch(client, "smp", {"spec": {"priority": 1}}, "application/strategic-merge-patch+json")
+    assert status_of(r) == (415, "UnsupportedMediaType")
+    assert r.json["message"] == (
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json-patch+json, application/merge-patch+json"
+    )

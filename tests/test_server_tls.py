@@ -30,9 +30,11 @@ def test_tls_1_2_clients_are_served(server: Server) -> None:
     context = ssl.create_default_context(cafile=server.pki.ca_file)
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     host, port = server.url.removeprefix("https://").split(":")
-    with socket.create_connection((host, int(port))) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            assert tls.version() == "TLSv1.2"
+    with (
+        socket.create_connection((host, int(port))) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        assert tls.version() == "TLSv1.2"
 
 
 def test_gunicorn_context_refuses_anything_older_than_tls_1_2() -> None:

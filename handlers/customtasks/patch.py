@@ -1,0 +1,5 @@
+"""Patch a CustomTask (JSON merge patch or JSON patch)."""
+
+from handlers.owned import patch as handle
+
+__all__ = ["handle"]
