@@ -556,3 +556,19 @@ def test_r10_strategic_merge_patch_is_415_as_for_crds(client: TestClient) -> Non
         "the body of the request was in an unknown format - accepted media types include: "
         "application/json-patch+json, application/merge-patch+json"
     )
+
+
+def test_r3_a_bug_is_a_500_status_without_a_stack_trace(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers.kinds import find
+
+    def broken(request: object, deps: object) -> object:
+        raise KeyError("secret internals")
+
+    kind = find("clustertasks")
+    assert kind is not None
+    monkeypatch.setitem(kind.handlers, "list", broken)  # type: ignore[arg-type]
+    r = client.simulate_get(CLUSTER)
+    assert status_of(r) == (500, "InternalError")
+    assert "secret internals" not in r.text and "Traceback" not in r.text
