@@ -568,7 +568,7 @@ def test_r3_a_bug_is_a_500_status_without_a_stack_trace(
 
     kind = find("clustertasks")
     assert kind is not None
-    monkeypatch.setitem(kind.handlers, "list", broken)  # type: ignore[arg-type]
+    monkeypatch.setitem(kind.handlers, "list", broken)
     r = client.simulate_get(CLUSTER)
     assert status_of(r) == (500, "InternalError")
     assert "secret internals" not in r.text and "Traceback" not in r.text
