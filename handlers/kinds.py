@@ -18,7 +18,7 @@ from typing import Any
 from handlers.columns import Column
 from handlers.contract import Handler
 from handlers.errors import GROUP, GROUP_VERSION, VERSION, Resource
-from handlers.objectmeta import ref
+from handlers.objectmeta import OBJECT_META_DESCRIPTION, described_ref
 
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -82,7 +82,7 @@ class Kind:
                     "type": "string",
                     "description": f"Kind of this object: {self.kind}.",
                 },
-                "metadata": ref("ObjectMeta"),
+                "metadata": described_ref("ObjectMeta", OBJECT_META_DESCRIPTION),
                 "spec": self.spec_schema,
                 "status": self.status_schema,
             },

@@ -25,6 +25,19 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": REF_PREFIX + DEFS_PREFIX + name}
 
 
+def described_ref(name: str, description: str) -> dict[str, Any]:
+    """A reference with a description of its own (``allOf``, as kube writes it, since
+    siblings of ``$ref`` are ignored)."""
+    return {"description": description, "allOf": [ref(name)]}
+
+
+OBJECT_META_DESCRIPTION = (
+    "Standard object's metadata: name, namespace, labels, annotations, owner references and "
+    "the fields the server sets (uid, resourceVersion, generation, creationTimestamp)."
+)
+LIST_META_DESCRIPTION = "Standard list metadata: the list's resourceVersion and continue token."
+
+
 def _string_map(description: str) -> dict[str, Any]:
     return {
         "type": "object",

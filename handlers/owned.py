@@ -61,6 +61,8 @@ def create(request: ApiRequest, deps: Deps) -> ObjectResult:
     meta.update(uid=str(uuid.uuid4()), creationTimestamp=objectmeta.now(), generation=1)
     namespace, name = request.namespace or "", meta["name"]
     if _dry_run(request.param("dryRun")):
+        if deps.store.get(kind.plural, namespace, name) is not None:
+            raise kind.resource.already_exists(name)
         return ObjectResult(orjson.dumps(obj), 201, warnings)
     try:
         row = deps.store.create(kind.plural, namespace, name, obj, _field_values(kind, obj))

@@ -67,6 +67,8 @@ def check(schema: dict[str, Any], value: Any, path: str, outcome: Outcome) -> An
     """Validate ``value`` against ``schema``; return it pruned and defaulted."""
     if "$ref" in schema:
         schema = DEFINITIONS[schema["$ref"].removeprefix(REF_PREFIX)]
+    for part in schema.get("allOf", ()):
+        value = check(part, value, path, outcome)
     expected = schema.get("type")
     actual = json_type(value)
     if expected == "number" and actual == "integer":

@@ -16,7 +16,13 @@ import orjson
 
 from handlers.errors import GROUP, GROUP_VERSION, VERSION
 from handlers.kinds import Kind
-from handlers.objectmeta import DEFINITIONS, DEFS_PREFIX, ref
+from handlers.objectmeta import (
+    DEFINITIONS,
+    DEFS_PREFIX,
+    LIST_META_DESCRIPTION,
+    described_ref,
+    ref,
+)
 from handlers.patching import PATCH_TYPES
 from proxy.negotiation import JSON, YAML
 
@@ -147,7 +153,7 @@ def _schemas(kinds: Sequence[Kind]) -> dict[str, Any]:
             "properties": {
                 "apiVersion": {"type": "string", "description": "Versioned schema."},
                 "kind": {"type": "string", "description": f"Kind: {kind.list_kind}."},
-                "metadata": ref("ListMeta"),
+                "metadata": described_ref("ListMeta", LIST_META_DESCRIPTION),
                 "items": {"type": "array", "items": ref(kind.kind)},
             },
             "x-kubernetes-group-version-kind": [_gvk(kind.list_kind)],
