@@ -24,6 +24,7 @@ from store import AlreadyExists, Conflict, Expired, NotFound, Row, encode
 FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
 _SERVER_OWNED = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "selfLink")
 _CONTINUE_VERSION = "meta.k8s.io/v1"
+_LATEST = -1  # a continue token's revision meaning "go on at the latest state"
 _CONTINUE_EXPIRED = (
     "The provided continue parameter is too old to display a consistent list result. You can "
     "start a new list without the continue parameter, or use the continue token in this "
@@ -214,6 +215,8 @@ def list_objects(request: ApiRequest, deps: Deps) -> ListResult:
         if version:
             raise bad_request("specifying resource version is not allowed when using continue")
         revision, after = decode_continue(token)
+        if revision == _LATEST:
+            revision = None
     elif version not in ("", "0"):
         wanted = _revision(version)
         current = deps.store.revision()
@@ -243,14 +246,14 @@ def list_objects(request: ApiRequest, deps: Deps) -> ListResult:
         page = deps.store.list(
             kind.plural,
             request.namespace,
-            revision=revision if revision is None or revision > 0 else None,
+            revision=revision,
             after=after,
             limit=limit,
             match=match if selective else None,
         )
     except Expired:
         if token and after is not None:
-            raise expired(_CONTINUE_EXPIRED, encode_continue(-1, after)) from None
+            raise expired(_CONTINUE_EXPIRED, encode_continue(_LATEST, after)) from None
         raise expired("The resourceVersion for the provided list is too old.") from None
     next_token = encode_continue(page.revision, page.resume_after) if page.resume_after else ""
     return ListResult(page.revision, [row.body for row in page.rows], next_token)
@@ -270,7 +273,7 @@ def decode_continue(token: str) -> tuple[int, tuple[str, str]]:
         if data.get("v") != _CONTINUE_VERSION or not isinstance(revision, int):
             raise ValueError("unknown token version")
         namespace, sep, name = start.partition("/")
-        if not sep or not name or revision == 0 or revision < -1:
+        if not sep or not name or (revision <= 0 and revision != _LATEST):
             raise ValueError("bad start key")
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as ex:
         raise bad_request(f"continue key is not valid: {ex}") from None

@@ -232,10 +232,13 @@ class Resources:
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
         info: RequestInfo = req.context.info
         kind = self._kind(info)
+        if kind.namespaced and info.namespace is None:
+            if info.name:
+                raise not_found_path()  # namespaced items live under /namespaces/<ns>/
+            if info.verb not in ("list", "watch"):
+                raise method_not_allowed()  # only reads span all namespaces
         handler = kind.handlers.get(info.verb)
-        if handler is None or (kind.namespaced and info.namespace is None and info.name):
-            raise method_not_allowed() if handler is None else not_found_path()
-        if kind.namespaced and info.namespace is None and info.verb not in ("list", "watch"):
+        if handler is None:
             raise method_not_allowed()
         output = negotiate(req.get_header("Accept"), listing=info.verb == "list")
         body = None
