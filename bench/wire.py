@@ -70,6 +70,7 @@ class Connection:
         return self._context.wrap_socket(raw, server_hostname=self._target.host)
 
     def close(self) -> None:
+        """Close the connection (the server then frees its keep-alive slot at once)."""
         self._sock.close()
 
     def exchange(self, request: bytes, *, keep: bool = False) -> Reply:
@@ -87,20 +88,22 @@ class Connection:
             size = _content_length(lower)
             body = self._read_exact(size, keep)
         if b"\r\nconnection: close" in lower:
-            self._reopen()
+            self.reopen()
         return Reply(status, size, body[:_KEEP_ERROR] if status >= 300 else body)
 
-    def _reopen(self) -> None:
+    def reopen(self) -> None:
+        """Start over on a new connection: the server closed or broke this one."""
         self._sock.close()
         self._buf.clear()
         self._sock = self._connect()
         self.reconnects += 1
 
     def _fill(self) -> None:
-        data = self._sock.recv(_RECV)
-        if not data:
+        """Append what arrived, read into the reused scratch buffer."""
+        n = self._sock.recv_into(self._scratch, _RECV)
+        if not n:
             raise ConnectionError("the server closed the connection")
-        self._buf += data
+        self._buf += self._scratch[:n]
 
     def _read_head(self) -> bytes:
         start = 0

@@ -1,0 +1,187 @@
+"""Figures, percentiles and the printed tables.
+
+Each figure is printed next to its target and a PASS/FAIL marker, with its latency
+percentiles, errors and the CPU split, so a reader can tell a slow server from a busy host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench import cpu
+
+UNBALANCED = 0.8  # share of the connections in one worker beyond which a run is skewed
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """A target from the issue: at least (throughput) or at most (latency) ``bound``."""
+
+    bound: float
+    at_least: bool
+
+    def met(self, value: float) -> bool:
+        """Whether ``value`` reaches the target."""
+        return value >= self.bound if self.at_least else value <= self.bound
+
+    def __str__(self) -> str:
+        return f"{'>=' if self.at_least else '<='} {self.bound:,.0f}"
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One measured number with everything needed to judge it."""
+
+    label: str
+    value: float
+    unit: str
+    latencies: Sequence[float]
+    errors: int
+    goal: Goal | None = None
+    usage: cpu.Usage | None = None
+    client_cores: float | None = None
+    note: str = ""
+    failure: str = ""  # error statuses and the first error, when there were any
+    skewed: int = 0  # runs (rounds) in which one worker held most of the connections
+
+    @property
+    def other_cores(self) -> float:
+        """Cores busy on the host but used by neither the server nor the clients."""
+        if self.usage is None:
+            return 0.0
+        return self.usage.host - self.usage.server - (self.client_cores or 0.0)
+
+    @property
+    def spread(self) -> str:
+        """Connections per worker, e.g. ``[5+3]``: gunicorn hands them out by chance."""
+        workers = self.usage.workers if self.usage else ()
+        return "[" + "+".join(str(w.connections) for w in workers) + "]" if workers else ""
+
+    @property
+    def verdict(self) -> str:
+        """PASS or FAIL against the target; "-" for figures quoted for comparison only."""
+        if self.goal is None:
+            return "-"
+        return "PASS" if self.goal.met(self.value) else "FAIL"
+
+
+def skewed(usage: cpu.Usage | None) -> bool:
+    """Gunicorn gave one worker most of the keep-alive connections (so most of the work)."""
+    held = [w.connections for w in usage.workers] if usage else []
+    return len(held) > 1 and max(held) > UNBALANCED * sum(held)
+
+
+def median_round(rounds: Sequence[Figure]) -> Figure:
+    """Interleaved rounds of one measurement as one figure: the median round's value and CPU,
+    every round's latencies and errors, and each round's value in the note.
+
+    Rounds interleaved with the other servers' see the same machine, so drift on a shared
+    host and the chance spread of connections over workers weigh on every server alike.
+    """
+    middle = sorted(rounds, key=lambda f: f.value)[len(rounds) // 2]
+    values = " / ".join(f"{f.value:,.0f} {f.spread}" for f in rounds)
+    return dataclasses.replace(
+        middle,
+        latencies=[x for f in rounds for x in f.latencies],
+        errors=sum(f.errors for f in rounds),
+        note=f"rounds {values}; median: {middle.note}",
+        failure=next((f.failure for f in rounds if f.failure), ""),
+        skewed=sum(f.skewed for f in rounds),
+    )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), linear between the two nearest ranks."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _ms(seconds: float) -> str:
+    return "-" if math.isnan(seconds) else f"{seconds * 1000:.1f} ms"
+
+
+def _cores(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _server(usage: cpu.Usage | None) -> str:
+    """Server cores and each worker's share with its connections: ``1.36 = 0.98 [6] + 0.38 [2]``."""
+    if usage is None:
+        return "-"
+    split = " + ".join(f"{w.cores:.2f} [{w.connections}]" for w in usage.workers)
+    return f"{usage.server:.2f} = {split}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def figures_table(figures: Sequence[Figure]) -> str:
+    """Value, target, verdict, latency percentiles and errors of every figure."""
+    header = ["figure", "value", "target", "verdict", "p50", "p90", "p99", "errors"]
+    rows = [
+        [
+            f.label,
+            f"{f.value:,.1f} {f.unit}" if f.unit == "ms" else f"{f.value:,.0f} {f.unit}",
+            f"{f.goal} {f.unit}" if f.goal else "-",
+            f.verdict,
+            _ms(percentile(f.latencies, 50)),
+            _ms(percentile(f.latencies, 90)),
+            _ms(percentile(f.latencies, 99)),
+            str(f.errors),
+        ]
+        for f in figures
+    ]
+    return _table(header, rows, right={1, 4, 5, 6, 7})
+
+
+def cpu_table(figures: Sequence[Figure], host_cores: int) -> str:
+    """Average cores used by the server, the load generator, the host and anything else.
+
+    "other" is host busy minus server and clients: other processes and unattributed kernel
+    work. When it is large, the machine was not quiet and the figures are pessimistic.
+    """
+    header = [
+        "phase",
+        "server = workers [connections]",
+        "clients",
+        "other",
+        f"host busy (of {host_cores})",
+        "note",
+    ]
+    rows = [
+        [
+            f.label,
+            _server(f.usage),
+            _cores(f.client_cores),
+            _cores(f.other_cores if f.usage else None),
+            _cores(f.usage.host if f.usage else None),
+            f.note,
+        ]
+        for f in figures
+    ]
+    return _table(header, rows, right={1, 2, 3, 4})
+
+
+def ratios_table(ratios: Sequence[tuple[str, float, float]]) -> str:
+    """Each ratio as numerator / denominator = value."""
+    header = ["ratio", "value", "from"]
+    rows = [[label, f"{a / b:.2f}" if b else "-", f"{a:,.0f} / {b:,.0f}"] for label, a, b in ratios]
+    return _table(header, rows, right={1})

@@ -1,0 +1,132 @@
+"""Start gunicorn exactly as the Procfile does, but with any app and extra options.
+
+The constant-JSON ceiling and the gevent comparison are only meaningful under the very
+settings the server is deployed with: same config file, workers, threads, TLS and client
+certificates. So the Procfile's command line is reused with only its app (and, for the
+worker class, command-line options, which override the config file) changed.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.wire import Connection, Target
+from proxy.procfile import command
+from tests.servers import ROOT, Pki, free_port
+
+REAL_APP = "proxy.app:create_app()"
+CONSTANT_APP = "bench.constant:create_app()"
+USER, GROUPS = "bench-admin", ("system:masters",)
+_LOG_MARKERS = ("Traceback", "WORKER TIMEOUT", "[ERROR]", "[CRITICAL]", "was sent SIG")
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A running gunicorn: how to reach it as an admin, its pid and its log."""
+
+    target: Target
+    pid: int
+    log_path: Path
+
+    def problems(self) -> list[str]:
+        """Log lines that say something went wrong (tracebacks, killed workers)."""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [line for line in lines if any(m in line for m in _LOG_MARKERS)]
+
+    def worker_boots(self) -> int:
+        """Workers started so far; more than configured means some died and were replaced."""
+        return self.log_path.read_text(errors="replace").count("Booting worker")
+
+
+def argv(app: str, options: Sequence[str]) -> list[str]:
+    """The Procfile's ``web`` command with ``app`` as its application and extra options."""
+    *launcher, _ = shlex.split(command("web", ROOT / "Procfile"))
+    return [*launcher, *options, app]
+
+
+def environment(directory: Path, pki: Pki, port: int, workers: int) -> dict[str, str]:
+    """The variables tests/servers.py sets, so settings match the tested deployment."""
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PORT": str(port),
+        "APISERVER_BIND_ADDRESS": "127.0.0.1",
+        "APISERVER_TLS_CERT_FILE": str(pki.directory / "serving.crt"),
+        "APISERVER_TLS_KEY_FILE": str(pki.directory / "serving.key"),
+        "APISERVER_CLIENT_CA_FILE": pki.ca_file,
+        "APISERVER_SQLITE_PATH": str(directory / "store.db"),
+        "APISERVER_WORKERS": str(workers),
+    }
+
+
+@contextmanager
+def serve(
+    directory: Path, app: str, *, options: Sequence[str] = (), workers: int = 2
+) -> Iterator[Served]:
+    """Run gunicorn with its own PKI and a fresh database under ``directory``; SIGTERM after."""
+    pki = Pki.create(directory / "pki")
+    for old in directory.glob("store.db*"):  # a kept directory from an earlier run
+        old.unlink()
+    port = free_port()
+    env = environment(directory, pki, port, workers)
+    args = argv(app, options)
+    args[0] = shutil.which(args[0], path=env["PATH"]) or args[0]
+    cert, key = pki.client(USER, GROUPS)
+    target = Target("127.0.0.1", port, pki.ca_file, cert, key)
+    log_path = directory / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    served = Served(target, process.pid, log_path)
+    try:
+        _wait_ready(served, process)
+        yield served
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(served: Served, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    request = served.target.get("/readyz")
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited early:\n{served.log_path.read_text()}")
+        try:
+            conn = Connection(served.target)
+        except OSError:
+            time.sleep(0.1)
+            continue
+        try:
+            if conn.exchange(request).status == 200:
+                return
+        except (OSError, ValueError):
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn not ready after {timeout}s:\n{served.log_path.read_text()}")
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """How every server of one run starts: worker count and extra gunicorn options."""
+
+    workers: int = 2
+    options: tuple[str, ...] = ()
+
+    def serve(self, directory: Path, app: str, *extra: str) -> AbstractContextManager[Served]:
+        """:func:`serve` with this run's settings plus ``extra`` options."""
+        return serve(directory, app, options=(*self.options, *extra), workers=self.workers)
