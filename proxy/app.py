@@ -112,7 +112,11 @@ class Gate:
         self._authorizer = authorizer
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        query = {k: v[0] for k, v in parse_qs(req.query_string, keep_blank_values=True).items()}
+        query = (
+            {k: v[0] for k, v in parse_qs(req.query_string, keep_blank_values=True).items()}
+            if req.query_string
+            else {}
+        )
         info = parse(req.method, req.path, query)
         user = auth.authenticate(req.env)
         req.context.query = query

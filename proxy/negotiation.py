@@ -7,6 +7,7 @@ Content-Type (``kubectl create --raw -f x.yaml`` sends YAML with none).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,8 +55,11 @@ def parse_accept(header: str | None) -> list[MediaRange]:
     return ranges
 
 
+@functools.lru_cache(maxsize=256)
 def negotiate(header: str | None, *, listing: bool) -> Output:
-    """Choose the representation of a resource response; 406 when none is acceptable."""
+    """Choose the representation of a resource response; 406 when none is acceptable.
+
+    Clients send few distinct Accept headers, so answers are cached."""
     ranges = parse_accept(header)
     if not ranges:
         return Output("object")

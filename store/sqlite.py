@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS log (
 
 ADDED, MODIFIED, DELETED = 0, 1, 2
 _BATCH = 500
+_MMAP_BYTES = 1 << 30
 
 
 class SQLiteStore:
@@ -78,6 +79,8 @@ class SQLiteStore:
                 self._path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            # Reads through a shared mapping: no read() per page, one copy for all threads.
+            conn.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
             self._local.conn = conn
             with self._connections_lock:
                 self._connections.append(conn)
