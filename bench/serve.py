@@ -8,11 +8,9 @@ worker class, command-line options, which override the config file) changed.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -21,7 +19,7 @@ from pathlib import Path
 
 from bench.wire import Connection, Target
 from proxy.procfile import command
-from tests.servers import ROOT, Pki, free_port
+from tests.servers import ROOT, Pki, environment, free_port
 
 REAL_APP = "proxy.app:create_app()"
 CONSTANT_APP = "bench.constant:create_app()"
@@ -51,21 +49,6 @@ def argv(app: str, options: Sequence[str]) -> list[str]:
     """The Procfile's ``web`` command with ``app`` as its application and extra options."""
     *launcher, _ = shlex.split(command("web", ROOT / "Procfile"))
     return [*launcher, *options, app]
-
-
-def environment(directory: Path, pki: Pki, port: int, workers: int) -> dict[str, str]:
-    """The variables tests/servers.py sets, so settings match the tested deployment."""
-    return {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PORT": str(port),
-        "APISERVER_BIND_ADDRESS": "127.0.0.1",
-        "APISERVER_TLS_CERT_FILE": str(pki.directory / "serving.crt"),
-        "APISERVER_TLS_KEY_FILE": str(pki.directory / "serving.key"),
-        "APISERVER_CLIENT_CA_FILE": pki.ca_file,
-        "APISERVER_SQLITE_PATH": str(directory / "store.db"),
-        "APISERVER_WORKERS": str(workers),
-    }
 
 
 @contextmanager

@@ -385,22 +385,19 @@ def _delete_options(request: ApiRequest) -> dict[str, Any]:
 
 
 def _limit(value: str) -> int | None:
-    if not value:
-        return None
-    try:
-        limit = int(value)
-    except ValueError:
-        raise bad_request(f'invalid limit "{value}": must be a non-negative integer') from None
-    if limit < 0:
-        raise bad_request(f'invalid limit "{value}": must be a non-negative integer')
-    return limit or None
+    """The page size; absent or 0 means no limit."""
+    return (_non_negative(value, "limit") or None) if value else None
 
 
 def _revision(value: str) -> int:
+    return _non_negative(value, "resource version")
+
+
+def _non_negative(value: str, what: str) -> int:
     try:
-        revision = int(value)
+        number = int(value)
     except ValueError:
-        raise bad_request(f'invalid resource version "{value}"') from None
-    if revision < 0:
-        raise bad_request(f'invalid resource version "{value}"')
-    return revision
+        number = -1
+    if number < 0:
+        raise bad_request(f'invalid {what} "{value}": must be a non-negative integer')
+    return number

@@ -45,11 +45,8 @@ def resource_list(kinds: Sequence[Kind]) -> Document:
             "namespaced": kind.namespaced,
             "kind": kind.kind,
             "verbs": kind.verbs,
+            **_aliases(kind),
         }
-        if kind.short_names:
-            entry["shortNames"] = list(kind.short_names)
-        if kind.categories:
-            entry["categories"] = list(kind.categories)
         resources.append(entry)
     return Document(
         orjson.dumps(
@@ -61,6 +58,12 @@ def resource_list(kinds: Sequence[Kind]) -> Document:
             }
         )
     )
+
+
+def _aliases(kind: Kind) -> dict[str, list[str]]:
+    """Short names and categories, present only when declared."""
+    aliases = {"shortNames": list(kind.short_names), "categories": list(kind.categories)}
+    return {key: values for key, values in aliases.items() if values}
 
 
 def _group_version() -> dict[str, str]:
@@ -94,11 +97,8 @@ def aggregated(kinds: Sequence[Kind], version: str) -> Document:
             "scope": "Namespaced" if kind.namespaced else "Cluster",
             "responseKind": {"group": GROUP, "version": VERSION, "kind": kind.kind},
             "verbs": kind.verbs,
+            **_aliases(kind),
         }
-        if kind.short_names:
-            entry["shortNames"] = list(kind.short_names)
-        if kind.categories:
-            entry["categories"] = list(kind.categories)
         resources.append(entry)
     body = {
         "kind": "APIGroupDiscoveryList",

@@ -112,14 +112,9 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-@contextmanager
-def run_server(
-    directory: Path, *, workers: int = 2, env: Mapping[str, str] | None = None
-) -> Iterator[Server]:
-    """Start gunicorn as the Procfile says; stop it (SIGTERM) afterwards."""
-    pki = Pki.create(directory / "pki")
-    port = free_port()
-    environment = {
+def environment(directory: Path, pki: Pki, port: int, workers: int) -> dict[str, str]:
+    """The settings of a server under ``directory``: its PKI, port, database and workers."""
+    return {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PORT": str(port),
@@ -129,14 +124,23 @@ def run_server(
         "APISERVER_CLIENT_CA_FILE": pki.ca_file,
         "APISERVER_SQLITE_PATH": str(directory / "store.db"),
         "APISERVER_WORKERS": str(workers),
-        **(env or {}),
     }
+
+
+@contextmanager
+def run_server(
+    directory: Path, *, workers: int = 2, env: Mapping[str, str] | None = None
+) -> Iterator[Server]:
+    """Start gunicorn as the Procfile says; stop it (SIGTERM) afterwards."""
+    pki = Pki.create(directory / "pki")
+    port = free_port()
+    environ = {**environment(directory, pki, port, workers), **(env or {})}
     log_path = directory / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             ["sh", "-c", "exec " + command("web", ROOT / "Procfile")],
             cwd=ROOT,
-            env=environment,
+            env=environ,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
