@@ -18,8 +18,13 @@ from handlers import objectmeta, patching, schema
 from handlers.contract import ApiRequest, Deps, ListResult, ObjectResult
 from handlers.errors import ApiError, Cause, bad_request, expired, too_large_resource_version
 from handlers.kinds import Kind
-from handlers.selectors import parse_field_selector, parse_label_selector
-from store import AlreadyExists, Conflict, Expired, NotFound, Row, encode
+from handlers.selectors import (
+    FieldSelector,
+    LabelSelector,
+    parse_field_selector,
+    parse_label_selector,
+)
+from store import AlreadyExists, Conflict, Expired, NotFound, Predicate, Row, encode
 
 FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
 _SERVER_OWNED = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "selfLink")
@@ -225,23 +230,6 @@ def list_objects(request: ApiRequest, deps: Deps) -> ListResult:
         exact = limit is not None and request.param("resourceVersionMatch") != "NotOlderThan"
         revision = wanted if exact else None
 
-    def match(row: Row) -> bool:
-        if labels.requirements and not labels.matches(row.labels()):
-            return False
-        if not fields.requirements:
-            return True
-        values = row.fields()
-        return fields.matches(
-            lambda f: (
-                row.name
-                if f == "metadata.name"
-                else row.namespace
-                if f == "metadata.namespace"
-                else values.get(f, "")
-            )
-        )
-
-    selective = bool(labels.requirements or fields.requirements)
     try:
         page = deps.store.list(
             kind.plural,
@@ -249,7 +237,7 @@ def list_objects(request: ApiRequest, deps: Deps) -> ListResult:
             revision=revision,
             after=after,
             limit=limit,
-            match=match if selective else None,
+            match=_matcher(labels, fields),
         )
     except Expired:
         if token and after is not None:
@@ -257,6 +245,20 @@ def list_objects(request: ApiRequest, deps: Deps) -> ListResult:
         raise expired("The resourceVersion for the provided list is too old.") from None
     next_token = encode_continue(page.revision, page.resume_after) if page.resume_after else ""
     return ListResult(page.revision, [row.body for row in page.rows], next_token)
+
+
+def _matcher(labels: LabelSelector, fields: FieldSelector) -> Predicate | None:
+    """The store-side filter for the selectors, or None when they select everything."""
+    if not labels.requirements and not fields.requirements:
+        return None
+
+    def match(row: Row) -> bool:
+        if labels.requirements and not labels.matches(row.labels()):
+            return False
+        values = {**row.fields(), "metadata.name": row.name, "metadata.namespace": row.namespace}
+        return fields.matches(lambda field: values.get(field, ""))
+
+    return match
 
 
 def encode_continue(revision: int, after: tuple[str, str]) -> str:
