@@ -7,9 +7,14 @@ RequestInfo, authenticated, authorized, negotiated, dispatched to
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import re
 import threading
+import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -29,12 +34,17 @@ from handlers.errors import (
     request_entity_too_large,
     service_unavailable,
 )
-from proxy import auth
+from k8s.client import Cluster
+from k8s.reviews import authentication_configmap, subject_access_review, token_review
+from proxy import authz
+from proxy.authconfig import AuthConfig, AuthConfigSource, from_configmap, from_settings
+from proxy.authn import ANONYMOUS, Authenticator, TokenReviewer
 from proxy.discovery import Discovery, Document
 from proxy.negotiation import JSON, decode_body, media_type, negotiate, parse_accept
 from proxy.openapi import V2_PROTOBUF, OpenAPI
 from proxy.render import render
 from proxy.requestinfo import RequestInfo, parse
+from proxy.reviewcache import ReviewCache
 from proxy.settings import Settings
 from store import Store
 from store.compactor import start_compactor
@@ -105,10 +115,41 @@ def _send(req: falcon.Request, resp: falcon.Response, doc: Document, etag: str =
     resp.data = doc.body
 
 
+class RequestLog:
+    """Middleware: one JSON line per request on stdout, and a request id in the response."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.started = time.perf_counter()
+        req.context.request_id = uuid.uuid4().hex
+        resp.set_header("X-Request-Id", req.context.request_id)
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, succeeded: bool
+    ) -> None:
+        info: RequestInfo | None = req.context.get("info")
+        user: User | None = req.context.get("user")
+        line = {
+            "ts": time.time(),
+            "requestId": req.context.request_id,
+            "user": user.name if user else "",
+            "groups": list(user.groups) if user else [],
+            "method": req.method,
+            "path": req.path,
+            "verb": info.verb if info else "",
+            "resource": info.resource if info else "",
+            "namespace": (info.namespace or "") if info else "",
+            "name": (info.name or "") if info else "",
+            "code": resp.status_code,
+            "latencyMs": round((time.perf_counter() - req.context.started) * 1000, 3),
+        }
+        os.write(1, orjson.dumps(line) + b"\n")
+
+
 class Gate:
     """Middleware: RequestInfo, authentication, then authorization, for every request."""
 
-    def __init__(self, authorizer: auth.Authorizer) -> None:
+    def __init__(self, authenticator: Authenticator, authorizer: authz.Authorizer) -> None:
+        self._authenticator = authenticator
         self._authorizer = authorizer
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -118,30 +159,29 @@ class Gate:
             else {}
         )
         info = parse(req.method, req.path, query)
-        user = auth.authenticate(req.env)
         req.context.query = query
         req.context.info = info
+        if info.path in authz.HEALTH_PATHS:
+            req.context.user = ANONYMOUS
+            return
+        user = self._authenticator.authenticate(req.env)
         req.context.user = user
-        auth.authorize(self._authorizer, user, info)
+        authz.authorize(self._authorizer, user, info)
 
 
 class Health:
-    """``/healthz`` and ``/livez`` answer while the process runs; ``/readyz`` needs the store."""
+    """``/healthz`` and ``/livez`` answer while the process runs; ``/readyz`` runs the checks."""
 
-    def __init__(self, holder: StoreHolder, *, readiness: bool) -> None:
-        self._holder = holder
-        self._readiness = readiness
+    def __init__(self, checks: dict[str, Callable[[], str]]) -> None:
+        self._checks = checks
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = "text/plain; charset=utf-8"
-        checks = [("ping", "")]
-        if self._readiness:
-            checks.append(("store", self._holder.check()))
-        failed = [name for name, why in checks if why]
-        if not failed:
+        results = [("ping", ""), *((name, check()) for name, check in self._checks.items())]
+        if not any(why for _, why in results):
             resp.text = "ok"
             return
-        lines = [f"[-]{n} failed: {why}" if why else f"[+]{n} ok" for n, why in checks]
+        lines = [f"[-]{n} failed: {why}" if why else f"[+]{n} ok" for n, why in results]
         resp.status = falcon.HTTP_500
         resp.text = "\n".join([*lines, f"{req.path.strip('/')} check failed"]) + "\n"
 
@@ -315,10 +355,42 @@ def _on_exception(req: falcon.Request, resp: falcon.Response, ex: Exception, par
     _on_api_error(req, resp, internal_error(type(ex).__name__), params)
 
 
+class Security:
+    """Authentication and authorization wired to the cluster, or to settings files in dev."""
+
+    def __init__(self, settings: Settings, authorizer: authz.Authorizer | None) -> None:
+        cluster = None
+        if settings.kubeconfig or settings.in_cluster:
+            cluster = Cluster.from_environment(
+                settings.kubeconfig or None, timeout=settings.review_timeout_seconds
+            )
+        load: Callable[[], AuthConfig]
+        tokens: TokenReviewer | None = None
+        if cluster is None:
+            load = functools.partial(from_settings, settings)
+            self.authorizer = authorizer or authz.MastersOnly()
+        else:
+            reviews = cluster
+
+            def load() -> AuthConfig:
+                return from_configmap(authentication_configmap(reviews))
+
+            tokens = ReviewCache(
+                lambda token: token_review(reviews, token), ttl=settings.auth_cache_seconds
+            ).get
+            self.authorizer = authorizer or authz.SubjectAccessReviews(
+                lambda spec: subject_access_review(reviews, spec), ttl=settings.auth_cache_seconds
+            )
+        self.source = AuthConfigSource(load, settings.auth_refresh_seconds)
+        self.source.refresh()
+        self.source.start()
+        self.authenticator = Authenticator(lambda: self.source.current, tokens)
+
+
 def create_app(
     settings: Settings | None = None,
     store: Store | None = None,
-    authorizer: auth.Authorizer | None = None,
+    authorizer: authz.Authorizer | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the WSGI application (gunicorn calls this once per worker)."""
     settings = settings or Settings.from_env()
@@ -327,11 +399,16 @@ def create_app(
     docs = OpenAPI(registry)
     holder = StoreHolder(settings, store)
     holder.check()
-    app = falcon.App(middleware=[Gate(authorizer or auth.MastersOnly())])
+    security = Security(settings, authorizer)
+    middleware: list[Any] = [RequestLog(), Gate(security.authenticator, security.authorizer)]
+    app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
-    app.add_route("/healthz", Health(holder, readiness=False))
-    app.add_route("/livez", Health(holder, readiness=False))
-    app.add_route("/readyz", Health(holder, readiness=True))
+    alive = Health({})
+    app.add_route("/healthz", alive)
+    app.add_route("/livez", alive)
+    app.add_route(
+        "/readyz", Health({"store": holder.check, "authentication": security.source.check})
+    )
     app.add_route("/version", Static(discovery.version))
     app.add_route("/api", NotServed())
     app.add_route("/apis", Apis(discovery))

@@ -39,17 +39,23 @@ def _name(common_name: str, organizations: Sequence[str] = ()) -> x509.Name:
 
 
 def _builder(
-    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey
+    subject: x509.Name,
+    issuer: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    valid_days: float = 365,
 ) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.UTC)
+    start, end = now - dt.timedelta(minutes=5), now + dt.timedelta(days=valid_days)
+    if valid_days < 0:
+        start = end - dt.timedelta(days=1)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365))
+        .not_valid_before(start)
+        .not_valid_after(end)
     )
 
 
@@ -89,12 +95,14 @@ def issue(
     ip_addresses: Sequence[str] = (),
     server: bool = False,
     client: bool = False,
+    valid_days: float = 365,
 ) -> Issued:
-    """A leaf signed by ``ca`` for server and/or client authentication."""
+    """A leaf signed by ``ca`` for server and/or client authentication (negative
+    ``valid_days``: one that has already expired)."""
     key = ec.generate_private_key(ec.SECP256R1())
     usages = [ExtendedKeyUsageOID.SERVER_AUTH] * server + [ExtendedKeyUsageOID.CLIENT_AUTH] * client
     builder = (
-        _builder(_name(common_name, organizations), ca.cert.subject, key)
+        _builder(_name(common_name, organizations), ca.cert.subject, key, valid_days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(

@@ -8,7 +8,7 @@ never kills a stream, and SQLite/psycopg work without monkey-patching.
 import ssl
 from typing import Any
 
-from proxy import lifecycle
+from proxy import lifecycle, tls
 from proxy.settings import Settings
 
 _settings = Settings.from_env()
@@ -23,8 +23,7 @@ graceful_timeout = 20
 keepalive = 75  # the aggregator keeps connections open; spare it TLS handshakes
 certfile = _settings.tls_cert_file
 keyfile = _settings.tls_key_file
-ca_certs = _settings.client_ca_file
-cert_reqs = ssl.CERT_OPTIONAL
+cert_reqs = ssl.CERT_OPTIONAL  # the trusted CAs come from proxy.tls, which follows rotations
 control_socket_disable = True
 accesslog = None
 errorlog = "-"
@@ -33,10 +32,9 @@ proc_name = "task-apiserver"
 
 
 def ssl_context(conf: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
-    """The default context (built per connection by gthread), restricted to TLS 1.2+."""
-    context: ssl.SSLContext = default_ssl_context_factory()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
+    """TLS 1.2+ with the current certificate and client CAs (asked per connection by gthread,
+    answered from a cache that follows rotations)."""
+    return tls.server_context(conf.certfile, conf.keyfile)
 
 
 def post_worker_init(worker: Any) -> None:

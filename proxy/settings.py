@@ -26,6 +26,17 @@ class Settings:
     workers: int
     threads: int
     max_body_bytes: int
+    kubeconfig: str
+    requestheader_ca_file: str
+    requestheader_allowed_names: tuple[str, ...]
+    requestheader_username_headers: tuple[str, ...]
+    requestheader_group_headers: tuple[str, ...]
+    requestheader_extra_headers_prefix: tuple[str, ...]
+    requestheader_uid_headers: tuple[str, ...]
+    auth_refresh_seconds: float
+    auth_cache_seconds: float
+    review_timeout_seconds: float
+    in_cluster: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -42,4 +53,28 @@ class Settings:
             workers=int(e.get("APISERVER_WORKERS", "2")),
             threads=int(e.get("APISERVER_THREADS", "64")),
             max_body_bytes=int(e.get("APISERVER_MAX_BODY_BYTES", str(3 * 1024 * 1024))),
+            kubeconfig=e.get("APISERVER_KUBECONFIG", ""),
+            requestheader_ca_file=e.get("APISERVER_REQUESTHEADER_CA_FILE", ""),
+            requestheader_allowed_names=_names(e.get("APISERVER_REQUESTHEADER_ALLOWED_NAMES", "")),
+            requestheader_username_headers=_names(
+                e.get("APISERVER_REQUESTHEADER_USERNAME_HEADERS", "X-Remote-User")
+            ),
+            requestheader_group_headers=_names(
+                e.get("APISERVER_REQUESTHEADER_GROUP_HEADERS", "X-Remote-Group")
+            ),
+            requestheader_extra_headers_prefix=_names(
+                e.get("APISERVER_REQUESTHEADER_EXTRA_HEADERS_PREFIX", "X-Remote-Extra-")
+            ),
+            requestheader_uid_headers=_names(
+                e.get("APISERVER_REQUESTHEADER_UID_HEADERS", "X-Remote-Uid")
+            ),
+            auth_refresh_seconds=float(e.get("APISERVER_AUTH_REFRESH_SECONDS", "30")),
+            auth_cache_seconds=float(e.get("APISERVER_AUTH_CACHE_SECONDS", "10")),
+            review_timeout_seconds=float(e.get("APISERVER_REVIEW_TIMEOUT_SECONDS", "10")),
+            in_cluster=bool(e.get("KUBERNETES_SERVICE_HOST")),
         )
+
+
+def _names(value: str) -> tuple[str, ...]:
+    """A comma-separated list setting."""
+    return tuple(name.strip() for name in value.split(",") if name.strip())

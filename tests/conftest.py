@@ -8,7 +8,7 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
-from proxy import auth
+from proxy import authz
 from proxy.app import create_app
 from proxy.settings import Settings
 from tests.servers import Server, run_server
@@ -24,8 +24,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 class AllowAll:
     """An authorizer for in-process tests of everything behind authorization."""
 
-    def authorize(self, user: object, info: object) -> auth.Decision:
-        return auth.Decision(True)
+    def authorize(self, user: object, info: object) -> authz.Decision:
+        return authz.Decision(True)
 
 
 @pytest.fixture

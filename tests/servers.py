@@ -129,10 +129,14 @@ def environment(directory: Path, pki: Pki, port: int, workers: int) -> dict[str,
 
 @contextmanager
 def run_server(
-    directory: Path, *, workers: int = 2, env: Mapping[str, str] | None = None
+    directory: Path,
+    *,
+    workers: int = 2,
+    env: Mapping[str, str] | None = None,
+    pki: Pki | None = None,
 ) -> Iterator[Server]:
     """Start gunicorn as the Procfile says; stop it (SIGTERM) afterwards."""
-    pki = Pki.create(directory / "pki")
+    pki = pki or Pki.create(directory / "pki")
     port = free_port()
     environ = {**environment(directory, pki, port, workers), **(env or {})}
     log_path = directory / "server.log"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import runpy
 import socket
 import ssl
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -37,10 +38,15 @@ def test_tls_1_2_clients_are_served(server: Server) -> None:
         assert tls.version() == "TLSv1.2"
 
 
-def test_gunicorn_context_refuses_anything_older_than_tls_1_2() -> None:
+def test_gunicorn_context_refuses_anything_older_than_tls_1_2(server: Server) -> None:
     config = runpy.run_path(str(ROOT / "proxy" / "gunicorn.conf.py"))
-    context = config["ssl_context"](None, lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    files = SimpleNamespace(
+        certfile=str(server.pki.directory / "serving.crt"),
+        keyfile=str(server.pki.directory / "serving.key"),
+    )
+    context = config["ssl_context"](files, None)
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert context.verify_mode == ssl.CERT_OPTIONAL
     assert config["cert_reqs"] == ssl.CERT_OPTIONAL
     assert config["worker_class"] == "gthread"
 
@@ -49,7 +55,10 @@ def test_anonymous_requests_are_forbidden_with_a_status(server: Server) -> None:
     r = server.anonymous().get(server.url + GV)
     assert r.status_code == 403
     assert r.json()["reason"] == "Forbidden"
-    assert r.json()["message"] == (f'forbidden: User "system:anonymous" cannot get path "{GV}"')
+    assert r.json()["message"] == (
+        f'forbidden: User "system:anonymous" cannot get path "{GV}": '
+        "no cluster is configured to review access"
+    )
 
 
 def test_x509_user_outside_masters_is_forbidden_in_kube_wording(server: Server) -> None:
@@ -58,7 +67,7 @@ def test_x509_user_outside_masters_is_forbidden_in_kube_wording(server: Server) 
     assert r.json()["message"] == (
         'customtasks.search.task.example.example.com is forbidden: User "alice" cannot list '
         'resource "customtasks" in API group "search.task.example.example.com" in the namespace '
-        '"ns1"'
+        '"ns1": no cluster is configured to review access'
     )
 
 

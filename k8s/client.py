@@ -1,0 +1,293 @@
+"""The cluster's API server, spoken to as raw JSON over one pooled ``requests.Session``.
+
+The ``kubernetes`` package is used only to read configuration (in-cluster, kubeconfig, exec
+plugins): its models cost ten times raw JSON on the request path, and ``responses`` can mock
+``requests`` but not its urllib3 transport (see the team's python-stack-notes §4.3-§4.6).
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import importlib
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to open a connection; the read timeout is the call's own."""
+
+POOL_SIZE = 32
+"""Connections kept per host: about the concurrency of one worker's threads."""
+
+Authorization = Callable[[], str | None]
+"""Gives the ``Authorization`` header for the next request (None: send none)."""
+
+
+class ClusterError(Exception):
+    """A cluster call failed; status is the HTTP code, or None when unreachable / timed out."""
+
+    def __init__(
+        self, message: str, status: int | None = None, body: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+        """The JSON object the cluster answered with (kube-apiserver's Status), if any."""
+
+
+class _TokenFile:
+    """The service-account token, re-read as soon as the kubelet rotates the file.
+
+    Bound tokens expire (an hour by default); the kubelet swaps the projected file well before.
+    A ``stat`` per request is cheaper than trusting a re-read period to be short enough.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._header: str | None = None
+
+    def __call__(self) -> str | None:
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            return self._header  # the kubelet swaps a symlink atomically: keep the last token
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp != self._stamp:
+            with self._lock:
+                if stamp != self._stamp:
+                    try:
+                        token = Path(self._path).read_text().strip()
+                    except OSError:
+                        return self._header
+                    self._header = f"Bearer {token}" if token else None
+                    self._stamp = stamp
+        return self._header
+
+
+class _ConfigurationAuthorization:
+    """The header a kubernetes ``Configuration`` gives, asked per request so refresh hooks run.
+
+    The hook may run an exec plugin and rewrite the configuration, hence the lock.
+    """
+
+    def __init__(self, configuration: Any) -> None:
+        self._configuration = configuration
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str | None:
+        with self._lock:
+            header = self._configuration.get_api_key_with_prefix(
+                "BearerToken", alias="authorization"
+            )
+        return str(header) if header else None
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Refuses every cookie: the jar is the one part of a Session that threads would share."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
+def _kubernetes_config() -> Any:
+    """``kubernetes.config``, imported on first use: it costs about a second and 60 MB."""
+    return importlib.import_module("kubernetes.config")
+
+
+def _new_configuration() -> Any:
+    """A fresh ``kubernetes.client.Configuration``, never the process-wide default.
+
+    ``proxy=""``: the package would otherwise take HTTPS_PROXY from the environment, which
+    ``trust_env = False`` exists to ignore; a kubeconfig's ``proxy-url`` still sets it.
+    """
+    return importlib.import_module("kubernetes.client").Configuration(proxy="")
+
+
+class Cluster:
+    """The cluster's API server on a pooled requests.Session; raw JSON in and out.
+
+    Safe to share between threads: every per-request value (headers, timeout) is passed to the
+    call rather than stored on the Session, cookies are refused, and urllib3's pool is locked.
+    """
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        ca_file: str | None = None,
+        cert: tuple[str, str] | None = None,
+        authorization: Authorization | None = None,
+        verify: bool = True,
+        proxy: str | None = None,
+        timeout: float = 10.0,
+        pool_maxsize: int = POOL_SIZE,
+    ) -> None:
+        self._server = server.rstrip("/")
+        self._authorization = authorization
+        self._timeout = timeout
+        session = requests.Session()
+        # REQUESTS_CA_BUNDLE, proxies and .netrc from the environment would override what the
+        # configuration says (requests merges the environment over session.verify).
+        session.trust_env = False
+        session.verify = (ca_file or True) if verify else False
+        session.cert = cert
+        if proxy:
+            session.proxies = {"http": proxy, "https": proxy}
+        session.headers["Accept"] = "application/json"
+        session.cookies.set_policy(_NoCookies())
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        self._session = session
+
+    @classmethod
+    def from_environment(
+        cls, kubeconfig: str | None = None, *, timeout: float = 10.0
+    ) -> Cluster | None:
+        """In-cluster when KUBERNETES_SERVICE_HOST is set, else a kubeconfig; None when no cluster.
+
+        The kubeconfig is ``kubeconfig``, else ``$KUBECONFIG`` (a path list, merged as kubectl
+        does; ignored when none of its files exists), else ``~/.kube/config`` if it exists. A
+        configuration that is present but unusable raises ClusterError (status None) rather than
+        quietly running without the cluster.
+        """
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            return cls._in_cluster(timeout)
+        if kubeconfig:
+            if not Path(kubeconfig).expanduser().is_file():
+                raise ClusterError(f"kubeconfig {kubeconfig}: no such file")
+            return cls._from_kubeconfig(kubeconfig, timeout)
+        listed = os.environ.get("KUBECONFIG", "")
+        if listed:
+            if not any(Path(p).expanduser().is_file() for p in listed.split(os.pathsep) if p):
+                return None
+            return cls._from_kubeconfig(listed, timeout)
+        default = Path.home() / ".kube" / "config"
+        if default.is_file():
+            return cls._from_kubeconfig(str(default), timeout)
+        return None
+
+    @classmethod
+    def _in_cluster(cls, timeout: float) -> Cluster:
+        config = _kubernetes_config()
+        configuration = _new_configuration()
+        try:
+            # Our own _TokenFile re-reads the token, so the package's 1-minute hook is not used.
+            config.load_incluster_config(
+                client_configuration=configuration, try_refresh_token=False
+            )
+        except Exception as exc:
+            raise ClusterError(f"in-cluster configuration: {exc}") from exc
+        token_file = importlib.import_module("kubernetes.config.incluster_config")
+        return cls(
+            configuration.host,
+            ca_file=configuration.ssl_ca_cert,
+            authorization=_TokenFile(token_file.SERVICE_TOKEN_FILENAME),
+            timeout=timeout,
+        )
+
+    @classmethod
+    def _from_kubeconfig(cls, paths: str, timeout: float) -> Cluster:
+        config = _kubernetes_config()
+        configuration = _new_configuration()
+        try:
+            # persist_config=False: a server must never rewrite its operator's kubeconfig.
+            config.load_kube_config(
+                config_file=paths, client_configuration=configuration, persist_config=False
+            )
+        except Exception as exc:  # ConfigException, but also KeyError/TypeError on odd files
+            raise ClusterError(f"kubeconfig {paths}: {exc}") from exc
+        cert_file, key_file = configuration.cert_file, configuration.key_file
+        return cls(
+            configuration.host,
+            ca_file=configuration.ssl_ca_cert,
+            cert=(cert_file, key_file) if cert_file and key_file else None,
+            authorization=_ConfigurationAuthorization(configuration),
+            verify=bool(configuration.verify_ssl),
+            proxy=configuration.proxy,
+            timeout=timeout,
+        )
+
+    @property
+    def server(self) -> str:
+        """The API server's base URL, without a trailing slash."""
+        return self._server
+
+    def get(
+        self, path: str, params: Mapping[str, str] | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """GET ``path`` (absolute, e.g. ``/api/v1/...``) and return the JSON object answered."""
+        return self._call("GET", path, params=params, timeout=timeout)
+
+    def post(
+        self, path: str, body: Mapping[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """POST ``body`` as JSON to ``path`` and return the JSON object answered."""
+        return self._call("POST", path, body=body, timeout=timeout)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._session.close()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        call = f"{method} {path}"
+        headers: dict[str, str] = {}
+        try:
+            header = self._authorization() if self._authorization else None
+        except Exception as exc:  # an exec plugin or token file failing: the call cannot go out
+            raise ClusterError(f"{call}: credentials: {exc}") from exc
+        if header:
+            headers["Authorization"] = header
+        data = None
+        if body is not None:
+            data = orjson.dumps(body if isinstance(body, dict) else dict(body))
+            headers["Content-Type"] = "application/json"
+        read = self._timeout if timeout is None else timeout
+        try:
+            response = self._session.request(
+                method,
+                self._server + path,
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=(min(CONNECT_TIMEOUT, read), read),
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise ClusterError(f"{call}: {exc}") from exc
+        content = response.content
+        try:
+            parsed = orjson.loads(content) if content else None
+        except orjson.JSONDecodeError:
+            parsed = None
+        code = response.status_code
+        if not 200 <= code < 300:
+            status = parsed if isinstance(parsed, dict) else None
+            detail = (status or {}).get("message") or _snippet(content) or response.reason
+            raise ClusterError(f"{call}: {code} {detail}".rstrip(), code, status)
+        if not isinstance(parsed, dict):
+            raise ClusterError(f"{call}: {code} answer is not a JSON object", code)
+        return parsed
+
+
+def _snippet(content: bytes, limit: int = 200) -> str:
+    """The start of a non-JSON error body (a proxy's HTML page, say), on one line."""
+    text = content[:limit].decode("utf-8", "replace")
+    return " ".join(text.split())
