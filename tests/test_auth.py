@@ -348,3 +348,50 @@ def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.1)
+
+
+def test_request_log_is_one_json_line_per_request_with_its_id(fresh: Setup) -> None:
+    fresh.cluster.decide = allow({"grace"})
+    context = ssl.create_default_context(cafile=fresh.server.pki.ca_file)
+    context.load_cert_chain(*fresh.client("grace", ("qa",)))
+    host, port = fresh.server.url.removeprefix("https://").split(":")
+    conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=30)
+    conn.request("GET", f"{TASKS}/missing")
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    request_id = response.getheader("X-Request-Id")
+    assert response.status == 404 and request_id
+
+    def logged() -> list[dict[str, Any]]:
+        lines = [line for line in fresh.server.log().splitlines() if request_id in line]
+        return [orjson.loads(line) for line in lines]
+
+    _eventually(lambda: len(logged()) == 1)
+    [line] = logged()
+    assert line["requestId"] == request_id
+    assert (line["user"], line["groups"]) == ("grace", ["qa", "system:authenticated"])
+    assert (line["verb"], line["resource"], line["namespace"], line["name"]) == (
+        "get",
+        "customtasks",
+        "team",
+        "missing",
+    )
+    assert line["code"] == 404
+    assert line["latencyMs"] >= 0
+
+
+def test_refused_requests_are_logged_too(fresh: Setup) -> None:
+    context = ssl.create_default_context(cafile=fresh.server.pki.ca_file)
+    host, port = fresh.server.url.removeprefix("https://").split(":")
+    conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=30)
+    conn.request("GET", TASKS)
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    request_id = response.getheader("X-Request-Id")
+    assert response.status == 403 and request_id
+    _eventually(lambda: f'"requestId":"{request_id}"' in fresh.server.log())
+    line = next(ln for ln in fresh.server.log().splitlines() if request_id in ln)
+    assert orjson.loads(line)["code"] == 403
+    assert orjson.loads(line)["user"] == "system:anonymous"
