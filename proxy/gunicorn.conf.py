@@ -24,6 +24,7 @@ keepalive = 75  # the aggregator keeps connections open; spare it TLS handshakes
 certfile = _settings.tls_cert_file
 keyfile = _settings.tls_key_file
 cert_reqs = ssl.CERT_OPTIONAL  # the trusted CAs come from proxy.tls, which follows rotations
+header_map = "drop"  # X_Remote_User must never pass for X-Remote-User
 control_socket_disable = True
 accesslog = None
 errorlog = "-"

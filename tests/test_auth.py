@@ -186,6 +186,14 @@ def test_a3_allowed_front_proxy_passes_user_groups_extras_and_uid(fresh: Setup) 
     }
 
 
+def test_a3_underscore_headers_never_pass_for_front_proxy_headers(fresh: Setup) -> None:
+    fresh.cluster.decide = lambda spec: (True, "")
+    headers = [("X_Remote_User", "admin"), ("X_Remote_Group", "system:masters")]
+    status, body = fresh.request(TASKS, cert=fresh.front_proxy(), headers=headers)
+    assert (status, body["reason"]) == (401, "Unauthorized")  # no user asserted: not x509 either
+    assert fresh.cluster.reviews() == []
+
+
 @pytest.mark.parametrize("case", ["expired", "no-client-auth", "unknown-ca"])
 def test_a1_bad_certificates_get_no_access(fresh: Setup, case: str) -> None:
     if case == "expired":

@@ -49,6 +49,7 @@ def test_gunicorn_context_refuses_anything_older_than_tls_1_2(server: Server) ->
     assert context.verify_mode == ssl.CERT_OPTIONAL
     assert config["cert_reqs"] == ssl.CERT_OPTIONAL
     assert config["worker_class"] == "gthread"
+    assert config["header_map"] == "drop"
 
 
 def test_anonymous_requests_are_forbidden_with_a_status(server: Server) -> None:
