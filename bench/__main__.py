@@ -4,11 +4,17 @@ All servers (the real one, the constant-JSON one, each under gthread and gevent)
 side, each with a fresh directory, PKI and database; idle, they cost nothing, and it lets
 their gets run in interleaved rounds. Order matters: the list namespace is filled first (so
 gets and lists see N objects) and the time-bounded creates run last, in their own namespace.
+
+The real servers run as deployed: against a cluster (a fake kube-apiserver each, in this
+process), which publishes their client CA and answers their SubjectAccessReviews. The main
+one's gets are measured twice per round on the same server, as ``system:masters`` (no review)
+and as an ordinary user whose reviews the server caches, to price authorization.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -19,13 +25,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import scenarios
-from bench.report import Figure, Goal, cpu_table, figures_table, median_round, ratios_table
+from bench.report import (
+    Figure,
+    Goal,
+    Ratio,
+    Reviews,
+    cpu_table,
+    figures_table,
+    median_round,
+    pairs_line,
+    ratios_table,
+    reviews_table,
+)
 from bench.scenarios import LIST_NAMESPACE, Plan
-from bench.serve import CONSTANT_APP, REAL_APP, Launch, Served
+from bench.serve import CONSTANT_APP, REAL_APP, SAR_USER, Launch, Served
 from bench.wire import Connection
 from proxy.settings import Settings
 
 GEVENT = ("--worker-class", "gevent")
+SAR_RATIO = Goal(0.85, at_least=True)  # gets of a reviewed user against system:masters
 OTHER_LOAD = 0.25  # cores used by neither server nor clients beyond which figures are suspect
 _STARTED = time.monotonic()
 
@@ -44,6 +62,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds", type=int, default=3, help="interleaved rounds of gets (median quoted)"
     )
+    parser.add_argument(
+        "--auth-rounds",
+        type=int,
+        default=5,
+        help="rounds of the system:masters / reviewed-user pair (at least --rounds): it goes "
+        "on alone after --rounds, as its ratio is a small difference between noisy figures",
+    )
     parser.add_argument("--clients", type=int, default=8, help="client processes")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument(
@@ -60,8 +85,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.clients < 1 or args.objects < 1 or args.objects % args.clients:
         parser.error("--objects must be a positive multiple of --clients")
-    if min(args.lists, args.rounds, args.workers) < 1 or args.seconds <= 0 or args.warmup < 0:
-        parser.error("--lists, --rounds, --workers, --seconds must be positive")
+    if (
+        min(args.lists, args.rounds, args.auth_rounds, args.workers) < 1
+        or args.seconds <= 0
+        or args.warmup < 0
+    ):
+        parser.error("--lists, --rounds, --auth-rounds, --workers, --seconds must be positive")
     return args
 
 
@@ -105,26 +134,65 @@ class Run:
     plan: Plan
     launch: Launch
     log: Log
+    review_ttl: float  # seconds a worker caches a SubjectAccessReview's answer
+    auth_rounds: int  # rounds of the masters / reviewed-user pair (at least plan.rounds)
 
 
 @dataclass(frozen=True, slots=True)
 class Contender:
-    """A server whose gets/s is measured in rounds, and how it is started."""
+    """Gets/s measured in rounds: on which server, as whom, and how that server is started.
+
+    A contender with ``server`` set measures the server of that key (started by it) with its
+    own client certificate ``user``; the others start their own server and act as admin.
+    ``auth`` marks the pair that prices authorization: it runs ``auth_rounds`` rounds.
+    """
 
     key: str
     label: str
     app: str
     options: tuple[str, ...] = ()
     goal: Goal | None = None
+    cluster: bool = False
+    server: str = ""
+    user: tuple[str, tuple[str, ...]] | None = None
+    auth: bool = False
+
+    @property
+    def server_key(self) -> str:
+        return self.server or self.key
 
 
 CONTENDERS = (
-    Contender("gets", "gets/s", REAL_APP, goal=scenarios.GETS),
+    Contender(
+        "gets",
+        "gets/s (system:masters)",
+        REAL_APP,
+        goal=scenarios.GETS,
+        cluster=True,
+        auth=True,
+    ),
+    Contender(
+        "gets-sar",
+        f"gets/s ({SAR_USER[0]}, cached SAR)",
+        REAL_APP,
+        server="gets",
+        user=SAR_USER,
+        auth=True,
+    ),
     Contender("constant", "constant JSON gets/s (gthread)", CONSTANT_APP),
     Contender("constant-gevent", "constant JSON gets/s (gevent)", CONSTANT_APP, GEVENT),
-    Contender("gets-gevent", "gets/s (server under gevent)", REAL_APP, GEVENT),
+    Contender("gets-gevent", "gets/s (server under gevent)", REAL_APP, GEVENT, cluster=True),
 )
-ORDER = ("creates", "fill", "gets", "list", "constant", "constant-gevent", "gets-gevent")
+ORDER = (
+    "creates",
+    "fill",
+    "gets",
+    "gets-sar",
+    "list",
+    "constant",
+    "constant-gevent",
+    "gets-gevent",
+)
 GET_PATH = scenarios.object_path(LIST_NAMESPACE, "l")  # the constant app answers it too
 
 
@@ -140,62 +208,123 @@ def seed(served: Served) -> None:
         raise RuntimeError(f"seeding the object failed: {created}")
 
 
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """Every figure of a run, every round of the gets, and the reviews the clusters received
+    during the gets rounds."""
+
+    figures: dict[str, Figure]
+    rounds: dict[str, list[Figure]]
+    reviews: list[Reviews]
+
+
+def expected_reviews(contender: Contender, figure: Figure, run: Run) -> int:
+    """Reviews one round of ``contender`` should cause: one per busy worker per cache window
+    for a reviewed user, none for ``system:masters``."""
+    if contender.user is None:  # the admin: system:masters
+        return 0
+    usage = figure.usage
+    busy = sum(1 for w in usage.workers if w.connections) if usage else run.launch.workers
+    round_seconds = run.plan.warmup + run.plan.seconds
+    return busy * max(1, math.ceil(round_seconds / run.review_ttl))
+
+
 def get_rounds(
     run: Run, contenders: Sequence[Contender], servers: dict[str, Served]
-) -> dict[str, Figure]:
-    """Every contender's gets, round after round, interleaved; the median round of each."""
+) -> tuple[dict[str, list[Figure]], list[Reviews]]:
+    """Every contender's gets, round after round, interleaved (the authorization pair goes
+    on alone for its extra rounds); and the reviews each contender on a server with a
+    cluster caused in each round."""
     results: dict[str, list[Figure]] = {c.key: [] for c in contenders}
-    for number in range(1, run.plan.rounds + 1):
+    counts: dict[str, list[int]] = {c.key: [] for c in contenders}
+    expected: dict[str, list[int]] = {c.key: [] for c in contenders}
+    total = max(run.plan.rounds, run.auth_rounds)
+    for number in range(1, total + 1):
         for c in contenders:
-            say(f"round {number}/{run.plan.rounds}: {c.label}")
-            figure = scenarios.gets(servers[c.key], run.plan, GET_PATH, c.label, c.goal)
+            if number > run.plan.rounds and not c.auth:
+                continue
+            say(f"round {number}/{total}: {c.label}")
+            served = servers[c.server_key]
+            if c.user is not None:
+                served = served.as_user(*c.user)
+            before = served.reviews()
+            figure = scenarios.gets(served, run.plan, GET_PATH, c.label, c.goal)
             results[c.key].append(figure)
-    return {key: median_round(rounds) for key, rounds in results.items()}
+            counts[c.key].append(served.reviews() - before)
+            expected[c.key].append(expected_reviews(c, figure, run))
+    reviews = [
+        Reviews(c.label, counts[c.key], expected[c.key])
+        for c in contenders
+        if servers[c.server_key].cluster is not None
+    ]
+    return results, reviews
 
 
-def measure(run: Run, contenders: Sequence[Contender]) -> dict[str, Figure]:
+def measure(run: Run, contenders: Sequence[Contender]) -> Measured:
     """Start every server, then fill, gets in rounds, lists, and creates last."""
     plan = run.plan
     with ExitStack() as stack:
         servers = {
-            c.key: stack.enter_context(run.launch.serve(run.root / c.key, c.app, *c.options))
+            c.key: stack.enter_context(
+                run.launch.serve(run.root / c.key, c.app, *c.options, cluster=c.cluster)
+            )
             for c in contenders
+            if not c.server
         }
         server = servers["gets"]
         say(f"servers up; filling {plan.objects:,} customtasks")
         figures = {"fill": scenarios.fill(server, plan)}
         for c in contenders[1:]:
-            if c.app == REAL_APP:
+            if c.app == REAL_APP and not c.server:
                 seed(servers[c.key])
-        figures.update(get_rounds(run, contenders, servers))
+        rounds, reviews = get_rounds(run, contenders, servers)
+        figures.update({key: median_round(each) for key, each in rounds.items()})
         say(f"{plan.lists} lists")
         figures["list"] = scenarios.lists(server, plan)
         say("creates")
         figures["creates"] = scenarios.creates(server, plan)
-        for c in contenders:
-            run.log.check(c.key, servers[c.key])
-    return {key: figures[key] for key in ORDER if key in figures}
+        for key, served in servers.items():
+            run.log.check(key, served)
+    return Measured({key: figures[key] for key in ORDER if key in figures}, rounds, reviews)
 
 
-def print_report(figures: dict[str, Figure], run: Run, threads: int) -> None:
-    """The three tables and the log findings, on stdout."""
+def print_report(measured: Measured, run: Run, threads: int) -> None:
+    """The tables and the log findings, on stdout."""
+    figures = measured.figures
     ordered = list(figures.values())
     plan, workers, log = run.plan, run.launch.workers, run.log
     extra = " " + " ".join(run.launch.options) if run.launch.options else ""
     print(
         f"\n{plan.clients} client processes x 1 keep-alive mTLS connection, 127.0.0.1; "
         f"{plan.warmup:g} s warm-up + {plan.seconds:g} s per phase; "
-        f"gets: median of {plan.rounds} interleaved rounds\n"
+        f"gets: median of {plan.rounds} interleaved rounds"
+        f" ({max(plan.rounds, run.auth_rounds)} for system:masters and {SAR_USER[0]})\n"
         f"gunicorn --config proxy/gunicorn.conf.py{extra}: {workers} workers x {threads} threads "
         f"(gthread unless noted); host: {os.cpu_count()} cores shared by server and clients\n"
+        "every real-server phase runs against a fake kube-apiserver (one per server, in the "
+        "bench process): it publishes the client CA and answers SubjectAccessReviews, cached "
+        f"{run.review_ttl:g} s per worker; system:masters (all phases but one) needs no review, "
+        f"{SAR_USER[0]} (O={','.join(SAR_USER[1])}) is reviewed; the constant app has no cluster\n"
     )
     print(figures_table(ordered), end="\n\n")
     print(cpu_table(ordered, os.cpu_count() or 1), end="\n\n")
-    print(ratios_table(ratios(figures)), end="\n\n")
+    print(ratios_table(ratios(figures)))
+    print(pairs_line(measured.rounds["gets-sar"], measured.rounds["gets"]), end="\n\n")
+    print("SubjectAccessReviews received by the fake kube-apiserver during the gets rounds:")
+    print(reviews_table(measured.reviews, run.review_ttl), end="\n\n")
     for figure in ordered:
         if figure.failure:
             print(f"errors in {figure.label}: {figure.failure}")
     print("server logs: " + ("; ".join(log.lines) if log.lines else "no errors, no restarts"))
+    extra_reviews = [r.label for r in measured.reviews if not r.within_expected]
+    if extra_reviews:
+        print(
+            "warning: more SubjectAccessReviews than one per busy worker per cache window "
+            "during: "
+            + ", ".join(extra_reviews)
+            + " (a round starting within the cache's lifetime of the previous one may open one "
+            "more window; otherwise the cache did not hold)"
+        )
     busy = [f"{f.label} ({f.other_cores:.2f})" for f in ordered if f.other_cores > OTHER_LOAD]
     if busy:
         print("warning: other work used CPU cores during: " + ", ".join(busy) + "; rerun")
@@ -208,20 +337,27 @@ def print_report(figures: dict[str, Figure], run: Run, threads: int) -> None:
         )
 
 
-def ratios(figures: dict[str, Figure]) -> list[tuple[str, float, float]]:
-    """Server against the stack's ceiling, and gevent against gthread."""
+def ratios(figures: dict[str, Figure]) -> list[Ratio]:
+    """Authorization's price, the server against the stack's ceiling, and gevent against
+    gthread."""
     gets, constant, constant_gevent = (
         figures["gets"].value,
         figures["constant"].value,
         figures["constant-gevent"].value,
     )
     rows = [
-        ("server gets / constant gets (share of the ceiling)", gets, constant),
-        ("constant gets: gevent / gthread", constant_gevent, constant),
+        Ratio(
+            f"gets: {SAR_USER[0]} (cached SAR) / system:masters, same server",
+            figures["gets-sar"].value,
+            gets,
+            SAR_RATIO,
+        ),
+        Ratio("server gets / constant gets (share of the ceiling)", gets, constant),
+        Ratio("constant gets: gevent / gthread", constant_gevent, constant),
     ]
     if "gets-gevent" in figures:
-        rows.append(("server gets: gevent / gthread", figures["gets-gevent"].value, gets))
-    rows.append(("creates / gets (server)", figures["creates"].value, gets))
+        rows.append(Ratio("server gets: gevent / gthread", figures["gets-gevent"].value, gets))
+    rows.append(Ratio("creates / gets (server)", figures["creates"].value, gets))
     return rows
 
 
@@ -232,12 +368,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     launch = Launch(args.workers, tuple(args.gunicorn_option))
     log = Log(args.workers)
     contenders = CONTENDERS[:-1] if args.no_gevent_server else CONTENDERS
+    settings = Settings.from_env()  # what the servers read too: they inherit the environment
     with workdir(args.keep) as root:
-        run = Run(root, plan, launch, log)
-        figures = measure(run, contenders)
+        run = Run(root, plan, launch, log, settings.auth_cache_seconds, args.auth_rounds)
+        measured = measure(run, contenders)
     say("done")
-    print_report(figures, run, Settings.from_env().threads)
-    failed = any(f.errors for f in figures.values()) or log.lines
+    print_report(measured, run, settings.threads)
+    failed = any(f.errors for f in measured.figures.values()) or log.lines
     return 1 if failed else 0
 
 

@@ -2,12 +2,20 @@
 
 Served under the real server's gunicorn settings, its gets/s is the ceiling of the stack
 (TLS + gunicorn + Falcon): the real server can only be compared against what is left.
+The TLS context those settings build trusts the client CAs :mod:`proxy.tls` is told about,
+which the real server does when it loads its authentication configuration; this app tells
+it the settings' client CA, so the same client certificates pass the same handshake.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import falcon
 import orjson
+
+from proxy import tls
+from proxy.settings import Settings
 
 _DETAILS = "Re-index the search shards of the tenant and verify the replicas afterwards. " * 13
 
@@ -52,6 +60,7 @@ class Constant:
 
 def create_app() -> falcon.App[falcon.Request, falcon.Response]:
     """What gunicorn loads in each worker: ``'bench.constant:create_app()'``."""
+    tls.trust_client_cas(Path(Settings.from_env().client_ca_file).read_bytes())
     app = falcon.App()
     app.add_sink(Constant(document()), prefix="/")
     return app

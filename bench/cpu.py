@@ -81,8 +81,10 @@ def tree_seconds(root: int) -> tuple[float, dict[int, float]]:
     return total, children
 
 
-def _established() -> set[str]:
-    """Socket inodes of established TCP connections (IPv4 and IPv6)."""
+def _established(port: int | None = None) -> set[str]:
+    """Socket inodes of established TCP connections (IPv4 and IPv6), only those whose local
+    port is ``port`` if given: a server's accepted connections, not those it opened itself
+    (to a cluster, say)."""
     inodes: set[str] = set()
     for table in ("tcp", "tcp6"):
         try:
@@ -91,7 +93,9 @@ def _established() -> set[str]:
             continue
         for line in lines:
             fields = line.split()
-            if fields[3] == _ESTABLISHED:
+            if fields[3] == _ESTABLISHED and (
+                port is None or int(fields[1].rsplit(":", 1)[1], 16) == port
+            ):
                 inodes.add(fields[9])
     return inodes
 
@@ -120,11 +124,12 @@ def host_seconds() -> float:
     return (sum(fields[:8]) - idle) / _ticks()
 
 
-def sample(root: int) -> Sample | None:
-    """A sample now, or None where ``/proc`` is unavailable."""
+def sample(root: int, port: int | None = None) -> Sample | None:
+    """A sample now, or None where ``/proc`` is unavailable; connections are those accepted
+    on ``port`` when given, else all established ones."""
     try:
         total, workers = tree_seconds(root)
-        established = _established()
+        established = _established(port)
         held = {pid: connections(pid, established) for pid in workers}
         return Sample(time.monotonic(), total, host_seconds(), workers, held)
     except (OSError, ValueError, IndexError):

@@ -194,15 +194,15 @@ def run(target: Target, job: Job, clients: int, server_pid: int) -> Phase:
     _await_ready(processes, ready)
     go.set()
     time.sleep(job.warmup)
-    before = cpu.sample(server_pid)
+    before = cpu.sample(server_pid, target.port)
     if job.count is None:
         time.sleep(job.seconds)
-        after = cpu.sample(server_pid)
+        after = cpu.sample(server_pid, target.port)
     total = Outcome()
     for _ in processes:
         total.merge(results.get(timeout=job.warmup + job.seconds + _START_TIMEOUT))
     if job.count is not None:
-        after = cpu.sample(server_pid)
+        after = cpu.sample(server_pid, target.port)
     for process in processes:
         process.join(10)
     return Phase(total, cpu.usage(before, after))

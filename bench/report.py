@@ -28,7 +28,8 @@ class Goal:
         return value >= self.bound if self.at_least else value <= self.bound
 
     def __str__(self) -> str:
-        return f"{'>=' if self.at_least else '<='} {self.bound:,.0f}"
+        bound = f"{self.bound:,.0f}" if self.bound == int(self.bound) else f"{self.bound:g}"
+        return f"{'>=' if self.at_least else '<='} {bound}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +181,104 @@ def cpu_table(figures: Sequence[Figure], host_cores: int) -> str:
     return _table(header, rows, right={1, 2, 3, 4})
 
 
-def ratios_table(ratios: Sequence[tuple[str, float, float]]) -> str:
-    """Each ratio as numerator / denominator = value."""
-    header = ["ratio", "value", "from"]
-    rows = [[label, f"{a / b:.2f}" if b else "-", f"{a:,.0f} / {b:,.0f}"] for label, a, b in ratios]
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """A quotient of two figures' values, optionally against a target."""
+
+    label: str
+    numerator: float
+    denominator: float
+    goal: Goal | None = None
+
+    @property
+    def value(self) -> float:
+        return self.numerator / self.denominator if self.denominator else math.nan
+
+    @property
+    def verdict(self) -> str:
+        if self.goal is None:
+            return "-"
+        return "PASS" if self.goal.met(self.value) else "FAIL"
+
+
+def ratios_table(ratios: Sequence[Ratio]) -> str:
+    """Each ratio as numerator / denominator = value, with its target when it has one."""
+    header = ["ratio", "value", "target", "verdict", "from"]
+    rows = [
+        [
+            r.label,
+            "-" if math.isnan(r.value) else f"{r.value:.2f}",
+            str(r.goal) if r.goal else "-",
+            r.verdict,
+            f"{r.numerator:,.0f} / {r.denominator:,.0f}",
+        ]
+        for r in ratios
+    ]
     return _table(header, rows, right={1})
+
+
+def pairs_line(numerators: Sequence[Figure], denominators: Sequence[Figure]) -> str:
+    """Round-by-round ratios of two figures measured in interleaved rounds, with each round's
+    connections per worker, and the median of those whose split was the same on both sides.
+
+    The split weighs more than most differences between two servers' code paths (a worker
+    holding all connections is held to one core by its GIL), so a ratio of medians taken
+    from rounds of different splits may say more about the split than about the code.
+    """
+    pairs = list(zip(numerators, denominators, strict=True))
+    rounds = ", ".join(
+        f"{a.value / b.value:.2f} {a.spread}/{b.spread}" if b.value else "-" for a, b in pairs
+    )
+    same = [
+        a.value / b.value
+        for a, b in pairs
+        if b.value and a.usage and b.usage and _split(a.usage) == _split(b.usage)
+    ]
+    matched = (
+        f"median of the {len(same)} with the same split: {percentile(same, 50):.2f}"
+        if same
+        else "no round had the same split on both sides"
+    )
+    return f"  by round, {numerators[0].label} / {denominators[0].label}: {rounds}; {matched}"
+
+
+def _split(usage: cpu.Usage) -> list[int]:
+    return sorted(w.connections for w in usage.workers)
+
+
+@dataclass(frozen=True, slots=True)
+class Reviews:
+    """SubjectAccessReviews a fake cluster received during each round of one figure, and how
+    many were expected in each: one per busy worker per cache window for a reviewed user
+    (a worker holding no connection makes none; a round longer than the cache's lifetime
+    opens another window), none for ``system:masters``."""
+
+    label: str
+    counts: Sequence[int]
+    expected: Sequence[int]
+
+    @property
+    def within_expected(self) -> bool:
+        """Each round got what was expected (a cache still warm from the round before
+        may save a review, so fewer pass; more means the cache did not hold)."""
+        return all(n <= e for n, e in zip(self.counts, self.expected, strict=True))
+
+
+def reviews_table(reviews: Sequence[Reviews], ttl: float) -> str:
+    """Reviews received per round of each figure against those expected."""
+    header = [
+        "phase",
+        "reviews per round",
+        "total",
+        f"expected (1 per busy worker per {ttl:g} s cache window)",
+    ]
+    rows = [
+        [
+            r.label,
+            " / ".join(str(n) for n in r.counts),
+            str(sum(r.counts)),
+            " / ".join(str(n) for n in r.expected) + f" = {sum(r.expected)}",
+        ]
+        for r in reviews
+    ]
+    return _table(header, rows, right={2})

@@ -4,36 +4,60 @@ The constant-JSON ceiling and the gevent comparison are only meaningful under th
 settings the server is deployed with: same config file, workers, threads, TLS and client
 certificates. So the Procfile's command line is reused with only its app (and, for the
 worker class, command-line options, which override the config file) changed.
+
+A server may also be given a cluster: a :class:`tests.fakecluster.FakeCluster` on loopback,
+named by ``APISERVER_KUBECONFIG``, publishing the server's client CA in its authentication
+ConfigMap and allowing :data:`SAR_USER` (only) in its SubjectAccessReviews, as RBAC would
+with one binding. ``system:masters`` needs no review, so admin requests never reach it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.wire import Connection, Target
+from proxy.certs import new_ca
 from proxy.procfile import command
+from tests.fakecluster import FakeCluster
 from tests.servers import ROOT, Pki, environment, free_port
 
 REAL_APP = "proxy.app:create_app()"
 CONSTANT_APP = "bench.constant:create_app()"
 USER, GROUPS = "bench-admin", ("system:masters",)
+SAR_USER: tuple[str, tuple[str, ...]] = ("bench-user", ("bench",))
+"""A user outside ``system:masters``: every request of it is authorized by a review."""
 _LOG_MARKERS = ("Traceback", "WORKER TIMEOUT", "[ERROR]", "[CRITICAL]", "was sent SIG")
 
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """A running gunicorn: how to reach it as an admin, its pid and its log."""
+    """A running gunicorn: how to reach it as an admin, its pid, its log, its PKI and the
+    fake cluster it asks, if any."""
 
     target: Target
     pid: int
     log_path: Path
+    pki: Pki
+    cluster: FakeCluster | None = None
+
+    def as_user(self, name: str, groups: tuple[str, ...]) -> Served:
+        """The same server, reached with a client certificate for ``name`` in ``groups``."""
+        cert, key = self.pki.client(name, groups)
+        target = dataclasses.replace(self.target, cert_file=cert, key_file=key)
+        return dataclasses.replace(self, target=target)
+
+    def reviews(self) -> int:
+        """SubjectAccessReviews the cluster has received so far (0 without a cluster)."""
+        return len(self.cluster.reviews()) if self.cluster else 0
 
     def problems(self) -> list[str]:
         """Log lines that say something went wrong (tracebacks, killed workers)."""
@@ -51,11 +75,36 @@ def argv(app: str, options: Sequence[str]) -> list[str]:
     return [*launcher, *options, app]
 
 
+def allow_sar_user(spec: dict[str, Any]) -> tuple[bool, str]:
+    """The fake cluster's RBAC: :data:`SAR_USER` may do anything, nobody else anything."""
+    if spec.get("user") == SAR_USER[0]:
+        return True, "bench: allowed by the fake cluster"
+    return False, ""
+
+
+def start_cluster(stack: ExitStack, directory: Path, pki: Pki) -> tuple[FakeCluster, str]:
+    """A fake cluster trusting ``pki``'s client CA, started on ``stack``; and its kubeconfig."""
+    cluster = stack.enter_context(FakeCluster())
+    cluster.configmap = {
+        "client-ca-file": pki.ca.cert_pem.decode(),
+        "requestheader-client-ca-file": new_ca("bench-front-proxy-ca").cert_pem.decode(),
+        "requestheader-allowed-names": '["front-proxy-client"]',
+    }
+    cluster.decide = allow_sar_user
+    return cluster, str(cluster.kubeconfig(directory / "kubeconfig"))
+
+
 @contextmanager
 def serve(
-    directory: Path, app: str, *, options: Sequence[str] = (), workers: int = 2
+    directory: Path,
+    app: str,
+    *,
+    options: Sequence[str] = (),
+    workers: int = 2,
+    cluster: bool = False,
 ) -> Iterator[Served]:
-    """Run gunicorn with its own PKI and a fresh database under ``directory``; SIGTERM after."""
+    """Run gunicorn with its own PKI and a fresh database under ``directory`` (and its own
+    fake cluster if asked); SIGTERM after."""
     pki = Pki.create(directory / "pki")
     for old in directory.glob("store.db*"):  # a kept directory from an earlier run
         old.unlink()
@@ -66,19 +115,25 @@ def serve(
     cert, key = pki.client(USER, GROUPS)
     target = Target("127.0.0.1", port, pki.ca_file, cert, key)
     log_path = directory / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    served = Served(target, process.pid, log_path)
-    try:
-        _wait_ready(served, process)
-        yield served
-    finally:
-        process.terminate()
+    with ExitStack() as stack:
+        fake = None
+        if cluster:
+            fake, env["APISERVER_KUBECONFIG"] = start_cluster(stack, directory, pki)
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        served = Served(target, process.pid, log_path, pki, fake)
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            _wait_ready(served, process)
+            yield served
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _wait_ready(served: Served, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -110,6 +165,9 @@ class Launch:
     workers: int = 2
     options: tuple[str, ...] = ()
 
-    def serve(self, directory: Path, app: str, *extra: str) -> AbstractContextManager[Served]:
+    def serve(
+        self, directory: Path, app: str, *extra: str, cluster: bool = False
+    ) -> AbstractContextManager[Served]:
         """:func:`serve` with this run's settings plus ``extra`` options."""
-        return serve(directory, app, options=(*self.options, *extra), workers=self.workers)
+        options = (*self.options, *extra)
+        return serve(directory, app, options=options, workers=self.workers, cluster=cluster)
