@@ -326,8 +326,16 @@ def test_a2_missing_request_header_ca_makes_the_server_unready(fresh: Setup) -> 
     assert good is not None
     fresh.cluster.configmap = {k: v for k, v in good.items() if k != "requestheader-client-ca-file"}
     try:
-        _eventually(lambda: _readyz(fresh)[0] == 500)
-        assert "requestheader-client-ca-file" in _readyz(fresh)[1]
+
+        def unready_saying_why() -> bool:
+            status, text = _readyz(fresh)
+            return (
+                status == 500
+                and "[-]authentication failed: " in text
+                and ("requestheader-client-ca-file" in text)
+            )
+
+        _eventually(unready_saying_why)
     finally:
         fresh.cluster.configmap = good
         _eventually(lambda: _readyz(fresh)[0] == 200)
@@ -351,11 +359,16 @@ def _status(
         return 0
 
 
-def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+def _eventually(condition: Callable[[], bool], timeout: float = 15.0, times: int = 12) -> None:
+    """Wait until ``condition`` holds ``times`` checks in a row: each check is a new
+    connection, which may land on any worker, and every worker refreshes on its own."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    streak = 0
+    while streak < times:
         assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
+        streak = streak + 1 if condition() else 0
+        if not streak:
+            time.sleep(0.1)
 
 
 def test_request_log_is_one_json_line_per_request_with_its_id(fresh: Setup) -> None:

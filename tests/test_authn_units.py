@@ -42,12 +42,12 @@ def test_a3_front_proxy_headers_as_wsgi_presents_them() -> None:
 def test_a3_issuer_validity_and_client_auth_are_checked() -> None:
     ca, other = new_ca("ca"), new_ca("other")
     good = issue(ca, "proxy", client=True).cert
-    assert issued_by(good, [other.cert, ca.cert])
-    assert not issued_by(good, [other.cert])
-    assert not issued_by(issue(ca, "old", client=True, valid_days=-1).cert, [ca.cert])
-    assert not issued_by(issue(ca, "srv", server=True).cert, [ca.cert])
+    assert issued_by(good, (other.cert, ca.cert))
+    assert not issued_by(good, (other.cert,))
+    assert not issued_by(issue(ca, "old", client=True, valid_days=-1).cert, (ca.cert,))
+    assert not issued_by(issue(ca, "srv", server=True).cert, (ca.cert,))
     impostor = issue(other, "proxy", client=True).cert  # same CN, other CA
-    assert not issued_by(impostor, [ca.cert])
+    assert not issued_by(impostor, (ca.cert,))
 
 
 def test_a4_x509_user_is_cn_and_organizations() -> None:
