@@ -7,13 +7,15 @@ so any thread, process or pod can serve any request.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from handlers.kinds import Kind
     from store import Store
+    from store.tailer import Tailer
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,22 @@ class ListResult:
     continue_token: str = ""
 
 
-Result = ObjectResult | ListResult
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One event of a watch: its type and its object as JSON bytes."""
+
+    type: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WatchResult:
+    """A stream of events; it ends by itself (timeout, shutdown) or when the client leaves."""
+
+    events: Iterator[WatchEvent]
+
+
+Result = ObjectResult | ListResult | WatchResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +88,9 @@ class Deps:
     """The dependencies the proxy gives handlers."""
 
     store: Store
+    tailer: Tailer | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+    bookmark_seconds: float = 60.0
 
 
 Handler = Callable[[ApiRequest, Deps], Result]

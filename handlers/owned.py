@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from handlers import objectmeta, patching, schema
-from handlers.contract import ApiRequest, Deps, ListResult, ObjectResult
+from handlers import objectmeta, patching, schema, watching
+from handlers.contract import ApiRequest, Deps, ListResult, ObjectResult, WatchResult
 from handlers.errors import ApiError, Cause, bad_request, expired, too_large_resource_version
 from handlers.kinds import Kind
 from handlers.selectors import (
@@ -280,6 +280,13 @@ def decode_continue(token: str) -> tuple[int, tuple[str, str]]:
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as ex:
         raise bad_request(f"continue key is not valid: {ex}") from None
     return revision, (namespace, name)
+
+
+def watch(request: ApiRequest, deps: Deps) -> WatchResult:
+    """WATCH with the same selectors as LIST."""
+    labels = parse_label_selector(request.param("labelSelector"))
+    fields = parse_field_selector(request.param("fieldSelector"), request.kind.field_selectors)
+    return watching.watch(request, deps, _matcher(labels, fields))
 
 
 # shared steps

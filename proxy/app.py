@@ -14,7 +14,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -22,12 +22,13 @@ import falcon
 import orjson
 
 from handlers import kinds
-from handlers.contract import ApiRequest, Deps, User
+from handlers.contract import ApiRequest, Deps, User, WatchResult
 from handlers.errors import (
     GROUP,
     GROUP_VERSION,
     VERSION,
     ApiError,
+    bad_request,
     internal_error,
     method_not_allowed,
     not_found_path,
@@ -36,19 +37,20 @@ from handlers.errors import (
 )
 from k8s.client import Cluster
 from k8s.reviews import authentication_configmap, subject_access_review, token_review
-from proxy import authz
+from proxy import authz, lifecycle
 from proxy.authconfig import AuthConfig, AuthConfigSource, from_configmap, from_settings
 from proxy.authn import ANONYMOUS, Authenticator, TokenReviewer
 from proxy.discovery import Discovery, Document
-from proxy.negotiation import JSON, decode_body, media_type, negotiate, parse_accept
+from proxy.negotiation import JSON, Output, decode_body, media_type, negotiate, parse_accept
 from proxy.openapi import V2_PROTOBUF, OpenAPI
-from proxy.render import render
+from proxy.render import INCLUDE_OBJECT, render, watch_event
 from proxy.requestinfo import RequestInfo, parse
 from proxy.reviewcache import ReviewCache
 from proxy.settings import Settings
 from store import Store
 from store.compactor import start_compactor
 from store.sqlite import SQLiteStore
+from store.tailer import Tailer
 
 log = logging.getLogger("apiserver")
 
@@ -77,6 +79,7 @@ class StoreHolder:
     def __init__(self, settings: Settings, store: Store | None) -> None:
         self._settings = settings
         self._store = store
+        self._tailer: Tailer | None = None
         self._error = ""
         self._lock = threading.Lock()
 
@@ -93,6 +96,20 @@ class StoreHolder:
                         log.warning("store not ready: %s", ex)
                         raise service_unavailable(f"the store is not ready: {ex}") from None
         return self._store
+
+    def deps(self) -> Deps:
+        """What handlers get: the store, this process's log tailer and the shutdown signal."""
+        store = self.get()
+        if self._tailer is None:
+            with self._lock:
+                if self._tailer is None:
+                    self._tailer = Tailer(store)
+        return Deps(
+            store=store,
+            tailer=self._tailer,
+            stopping=lifecycle.stopping,
+            bookmark_seconds=self._settings.watch_bookmark_seconds,
+        )
 
     def check(self) -> str:
         """Empty when the store is open, else the reason it is not."""
@@ -299,9 +316,12 @@ class Resources:
             user,
             content_type=media_type(req.content_type),
         )
-        result = handler(request, Deps(store=self._holder.get()))
-        resp.data = render(kind, result, output, request.param("includeObject"))
+        result = handler(request, self._holder.deps())
         resp.content_type = output.media_type
+        if isinstance(result, WatchResult):
+            resp.stream = _stream(kind, result, output, request.param("includeObject"))
+            return
+        resp.data = render(kind, result, output, request.param("includeObject"))
         status = getattr(result, "status", 200)
         resp.status = falcon.code_to_http_status(status)
         for warning in getattr(result, "warnings", ()):
@@ -326,6 +346,31 @@ class Resources:
         if len(data) > limit:
             raise request_entity_too_large(limit)
         return data
+
+
+def _stream(
+    kind: kinds.Kind, result: WatchResult, output: Output, include_object: str
+) -> Iterator[bytes]:
+    """The watch body: headers at once (an empty first chunk), then one line per event.
+
+    Errors after the first byte cannot become a response any more; they end the stream
+    with an ERROR event instead of a cut connection."""
+    if include_object not in INCLUDE_OBJECT:
+        raise bad_request(f'invalid includeObject value "{include_object}"')
+    yield b""
+    first = True
+    try:
+        for event in result.events:
+            yield watch_event(kind, event, output, include_object, first=first)
+            first = False
+    except Exception:
+        log.exception("watch stream failed")
+        error = internal_error("the watch failed").status()
+        yield b'{"type":"ERROR","object":%s}\n' % orjson.dumps(error)
+    finally:
+        close = getattr(result.events, "close", None)
+        if close is not None:
+            close()
 
 
 def _on_api_error(req: falcon.Request, resp: falcon.Response, ex: ApiError, _: Any) -> None:

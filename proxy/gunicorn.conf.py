@@ -5,6 +5,7 @@ thread for up to an hour, the worker's heartbeat runs on the main thread so ``ti
 never kills a stream, and SQLite/psycopg work without monkey-patching.
 """
 
+import signal
 import ssl
 from typing import Any
 
@@ -47,3 +48,4 @@ def post_worker_init(worker: Any) -> None:
         original(sig, frame)
 
     worker.handle_exit = handle_exit
+    signal.signal(signal.SIGTERM, handle_exit)  # the handler was registered before this hook

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import yaml
 
-from handlers.contract import ListResult, ObjectResult, Result
+from handlers.contract import ListResult, ObjectResult, Result, WatchEvent
 from handlers.errors import bad_request
 from handlers.kinds import Kind
 from proxy.negotiation import YAML, Output
@@ -28,8 +28,10 @@ def render(kind: Kind, result: Result, output: Output, include_object: str) -> b
         )
     if isinstance(result, ObjectResult):
         body = _object(kind, result, output, include_object)
-    else:
+    elif isinstance(result, ListResult):
         body = _list(kind, result, output, include_object)
+    else:
+        raise TypeError("a watch is streamed, not rendered whole")
     if output.media_type == YAML:
         return yaml.safe_dump(orjson.loads(body), sort_keys=False).encode()
     return body
@@ -67,6 +69,28 @@ def _list(kind: Kind, result: ListResult, output: Output, include_object: str) -
             }
         )
     return orjson.dumps(table(kind, objects, output.version, meta, include_object))
+
+
+def watch_event(
+    kind: Kind, event: WatchEvent, output: Output, include_object: str, *, first: bool
+) -> bytes:
+    """One line of a watch stream; in a Table watch only the first carries the columns."""
+    if output.form == "object" or event.type in ("ERROR", "BOOKMARK"):
+        return b'{"type":"%s","object":%s}\n' % (event.type.encode(), event.body)
+    obj = orjson.loads(event.body)
+    if output.form == "metadata":
+        rendered = partial_metadata(obj, output.version)
+    else:
+        version = obj.get("metadata", {}).get("resourceVersion", "")
+        rendered = table(
+            kind,
+            [obj],
+            output.version,
+            {"resourceVersion": version},
+            include_object,
+            with_columns=first,
+        )
+    return orjson.dumps({"type": event.type, "object": rendered}) + b"\n"
 
 
 def partial_metadata(obj: Mapping[str, Any], version: str = "v1") -> dict[str, Any]:

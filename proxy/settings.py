@@ -37,6 +37,7 @@ class Settings:
     auth_cache_seconds: float
     review_timeout_seconds: float
     in_cluster: bool
+    watch_bookmark_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +73,7 @@ class Settings:
             auth_cache_seconds=float(e.get("APISERVER_AUTH_CACHE_SECONDS", "10")),
             review_timeout_seconds=float(e.get("APISERVER_REVIEW_TIMEOUT_SECONDS", "10")),
             in_cluster=bool(e.get("KUBERNETES_SERVICE_HOST")),
+            watch_bookmark_seconds=float(e.get("APISERVER_WATCH_BOOKMARK_SECONDS", "60")),
         )
 
 

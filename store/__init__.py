@@ -11,6 +11,7 @@ splice the revision in (:func:`with_revision`) so a list is assembled without pa
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -92,6 +93,26 @@ class Page:
 
 Predicate = Callable[[Row], bool]
 
+EVENT_TYPES = ("ADDED", "MODIFIED", "DELETED")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change log, as watches need it.
+
+    ``row`` is the new state (for DELETED: the last state), served at the change's revision;
+    ``previous`` is the state it replaced (None for ADDED), also at the change's revision, so
+    a watch whose selector the object leaves can send it as DELETED, as kube does."""
+
+    type: str
+    resource: str
+    row: Row
+    previous: Row | None
+
+    @property
+    def revision(self) -> int:
+        return self.row.revision
+
 
 class Store(Protocol):
     """What handlers need from persistence; SQLite and PostgreSQL implement it."""
@@ -149,6 +170,13 @@ class Store(Protocol):
 
     def compact(self, *, min_age_seconds: float, min_revisions: int) -> int:
         """Trim the change log, keeping the given age and count; returns the compacted revision."""
+        ...
+
+    def changes(
+        self, after: int, *, resource: str | None = None, limit: int = 500
+    ) -> tuple[builtins.list[Change], int]:
+        """Log entries after revision ``after`` (of one resource, or all), oldest first, and
+        the oldest revision the log can still answer from (requests before it get 410)."""
         ...
 
     def close(self) -> None:

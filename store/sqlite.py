@@ -19,7 +19,9 @@ from typing import Any
 import orjson
 
 from store import (
+    EVENT_TYPES,
     AlreadyExists,
+    Change,
     Conflict,
     Expired,
     NotFound,
@@ -302,6 +304,28 @@ class SQLiteStore:
                     conn.execute("UPDATE meta SET v = ? WHERE k = 'compact_rev'", (target,))
                 conn.execute("COMMIT")
         return int(target)
+
+    def changes(
+        self, after: int, *, resource: str | None = None, limit: int = 500
+    ) -> tuple[builtins.list[Change], int]:
+        """Log entries after ``after``, oldest first, and the compacted revision."""
+        scope, args = ("AND res = ?", [resource]) if resource is not None else ("", [])
+        with self._read() as conn:
+            _, compacted = _meta(conn)
+            rows = conn.execute(
+                "SELECT rev, res, ns, name, type, value, labels, fields, "
+                "old_value, old_labels, old_fields, prev_rev "
+                f"FROM log WHERE rev > ? {scope} ORDER BY rev LIMIT ?",
+                [after, *args, limit],
+            ).fetchall()
+        out = []
+        for rev, res, ns, name, kind, value, labels, fields, old, old_labels, old_fields, _ in rows:
+            row = Row(ns, name, rev, with_revision(value, rev), labels, fields)
+            previous = None
+            if old is not None:
+                previous = Row(ns, name, rev, with_revision(old, rev), old_labels, old_fields)
+            out.append(Change(EVENT_TYPES[kind], res, row, previous))
+        return out, compacted
 
     def close(self) -> None:
         """Close every connection this store opened."""

@@ -124,6 +124,7 @@ def environment(directory: Path, pki: Pki, port: int, workers: int) -> dict[str,
         "APISERVER_CLIENT_CA_FILE": pki.ca_file,
         "APISERVER_SQLITE_PATH": str(directory / "store.db"),
         "APISERVER_WORKERS": str(workers),
+        "APISERVER_WATCH_BOOKMARK_SECONDS": "1",
     }
 
 

@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -428,3 +429,49 @@ def test_delete_waits_until_gone_r11(kubectl: Kubectl, kind: Kind) -> None:
     assert kubectl.stored(kind, name, namespace).status_code == 404
     again = kubectl.fails("delete", kind.plural, name, *_scope(kind, namespace))
     assert f'Error from server (NotFound): {kind.plural}.{GROUP} "{name}" not found' in again
+
+
+# watch
+
+
+def test_get_watch_prints_each_change_r6(kubectl: Kubectl) -> None:
+    """R6: ``get -w`` lists, then watches from the list's resourceVersion; ``get NAME -w``
+    watches one object by field selector (its first, synthetic event is swallowed)."""
+    namespace = f"watch-{kubectl.tag}"
+    kubectl.create(CUSTOM, namespace, task(CUSTOM, "w-a"))
+    command = [str(kubectl.binary), "--kubeconfig", kubectl.kubeconfig]
+    command += ["--cache-dir", str(kubectl.workdir / "cache-w"), "get", "customtasks", "-n"]
+    watchers = [
+        subprocess.Popen(
+            [*command, namespace, *extra, "-w", "--request-timeout=0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for extra in ([], ["w-a", "-o", "name"])
+    ]
+    try:
+        time.sleep(2)
+        kubectl.create(CUSTOM, namespace, task(CUSTOM, "w-b"))
+        kubectl.ok(
+            "patch",
+            "customtask",
+            "w-a",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            '{"spec":{"priority":7}}',
+        )
+        kubectl.ok("delete", "customtask", "w-a", "-n", namespace)
+        time.sleep(2)
+    finally:
+        outputs = []
+        for watcher in watchers:
+            watcher.terminate()
+            outputs.append(watcher.communicate(timeout=10)[0])
+    table, named = outputs
+    names = [line.split()[0] for line in table.splitlines()[1:] if line.strip()]
+    assert names == ["w-a", "w-b", "w-a", "w-a"], table
+    assert [line.split()[1] for line in table.splitlines()[1:4]] == ["3", "3", "7"], table
+    assert named.splitlines().count(f"{CUSTOM.qualified}/w-a") >= 2, named

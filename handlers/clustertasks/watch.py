@@ -1,0 +1,5 @@
+"""Watch ClusterTasks."""
+
+from handlers.owned import watch as handle
+
+__all__ = ["handle"]
