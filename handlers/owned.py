@@ -159,10 +159,15 @@ def _replace(
         return ObjectResult(orjson.dumps(obj), 200, warnings)
     if encode(obj) == encode(old):
         return ObjectResult(current.body, 200, warnings)
+    namespace = request.namespace or ""
     try:
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            # the last finalizer is gone: the deletion completes
+            row = deps.store.delete(kind.plural, namespace, name, current.revision)
+            return ObjectResult(row.body, 200, warnings)
         row = deps.store.update(
             kind.plural,
-            request.namespace or "",
+            namespace,
             name,
             current.revision,
             obj,
@@ -176,13 +181,44 @@ def _replace(
 
 
 def delete(request: ApiRequest, deps: Deps) -> ObjectResult:
-    """DELETE one object; answers 200 with its last state."""
-    kind, name = request.kind, request.name or ""
+    """DELETE one object; answers 200 with its last state (or, with finalizers, the object
+    marked for deletion)."""
     options = _delete_options(request)
+    return ObjectResult(
+        _delete_one(request.kind, request.namespace or "", request.name or "", options, deps)
+    )
+
+
+def delete_collection(request: ApiRequest, deps: Deps) -> ListResult:
+    """DELETE on the collection: every object the selectors match, as the namespace
+    controller needs; answers the list of what was deleted (or marked for deletion)."""
+    kind = request.kind
+    options = _delete_options(request)
+    labels = parse_label_selector(request.param("labelSelector"))
+    fields = parse_field_selector(request.param("fieldSelector"), kind.field_selectors)
+    page = deps.store.list(kind.plural, request.namespace, match=_matcher(labels, fields))
+    deleted = []
+    for row in page.rows:
+        try:
+            deleted.append(_delete_one(kind, row.namespace, row.name, options, deps))
+        except ApiError as ex:
+            if ex.reason != "NotFound":  # gone meanwhile: nothing left to delete
+                raise
+    return ListResult(deps.store.revision(), deleted)
+
+
+def _delete_one(
+    kind: Kind, namespace: str, name: str, options: Mapping[str, Any], deps: Deps
+) -> bytes:
+    """Delete, or mark for deletion when finalizers remain; retried on concurrent writes."""
     preconditions = options.get("preconditions") or {}
+    dry_run = "All" in options.get("dryRun", ())
     for _ in range(5):
-        current = _current(request, deps)
-        meta = orjson.loads(current.body)["metadata"]
+        current = deps.store.get(kind.plural, namespace, name)
+        if current is None:
+            raise kind.resource.not_found(name)
+        obj = orjson.loads(current.body)
+        meta = obj["metadata"]
         for field, actual in (("uid", meta["uid"]), ("resourceVersion", str(current.revision))):
             wanted = preconditions.get(field)
             if wanted is not None and wanted != actual:
@@ -192,15 +228,28 @@ def delete(request: ApiRequest, deps: Deps) -> ObjectResult:
                     f"Precondition failed: {label} in precondition: {wanted}, "
                     f"{label} in object meta: {actual}",
                 )
-        if "All" in options.get("dryRun", ()):
-            return ObjectResult(current.body)
         try:
-            row = deps.store.delete(kind.plural, request.namespace or "", name, current.revision)
+            if meta.get("finalizers"):
+                if meta.get("deletionTimestamp"):
+                    return current.body  # already being deleted
+                meta.update(
+                    deletionTimestamp=objectmeta.now(),
+                    deletionGracePeriodSeconds=0,
+                    generation=meta.get("generation", 1) + 1,
+                )
+                if dry_run:
+                    return orjson.dumps(obj)
+                fields = _field_values(kind, obj)
+                return deps.store.update(
+                    kind.plural, namespace, name, current.revision, obj, fields
+                ).body
+            if dry_run:
+                return current.body
+            return deps.store.delete(kind.plural, namespace, name, current.revision).body
         except NotFound:
             raise kind.resource.not_found(name) from None
         except Conflict:
-            continue  # changed between read and delete: re-check the preconditions
-        return ObjectResult(row.body)
+            continue  # changed between read and write: look again
     raise kind.resource.conflict(name)
 
 

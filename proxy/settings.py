@@ -52,7 +52,7 @@ class Settings:
             client_ca_file=e.get("APISERVER_CLIENT_CA_FILE", f"{dev}/ca.crt"),
             sqlite_path=e.get("APISERVER_SQLITE_PATH", f"{dev}/store.db"),
             workers=int(e.get("APISERVER_WORKERS", "2")),
-            threads=int(e.get("APISERVER_THREADS", "64")),
+            threads=int(e.get("APISERVER_THREADS", "512")),
             max_body_bytes=int(e.get("APISERVER_MAX_BODY_BYTES", str(3 * 1024 * 1024))),
             kubeconfig=e.get("APISERVER_KUBECONFIG", ""),
             requestheader_ca_file=e.get("APISERVER_REQUESTHEADER_CA_FILE", ""),

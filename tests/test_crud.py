@@ -572,3 +572,41 @@ def test_r3_a_bug_is_a_500_status_without_a_stack_trace(
     r = client.simulate_get(CLUSTER)
     assert status_of(r) == (500, "InternalError")
     assert "secret internals" not in r.text and "Traceback" not in r.text
+
+
+# R11 finalizers and deletecollection
+
+
+def test_r11_delete_with_finalizers_marks_and_removing_the_last_one_deletes(
+    client: TestClient,
+) -> None:
+    created = post(client, NS, task("fin", finalizers=["example.com/keep"])).json
+    r = client.simulate_delete(f"{NS}/fin")
+    assert r.status_code == 200
+    marked = r.json["metadata"]
+    assert marked["deletionTimestamp"] and marked["finalizers"] == ["example.com/keep"]
+    assert marked["generation"] == created["metadata"]["generation"] + 1
+    again = client.simulate_delete(f"{NS}/fin")
+    assert again.json["metadata"]["resourceVersion"] == marked["resourceVersion"]
+    still = client.simulate_get(f"{NS}/fin")
+    assert still.status_code == 200
+    gone = patch(client, "fin", {"metadata": {"finalizers": None}}, "application/merge-patch+json")
+    assert gone.status_code == 200
+    assert status_of(client.simulate_get(f"{NS}/fin")) == (404, "NotFound")
+
+
+def test_r11_deletecollection_deletes_what_the_selector_matches(client: TestClient) -> None:
+    make(client, ["d1", "d2"], team="a")
+    make(client, ["d3"], team="b")
+    post(client, NS, task("d4", labels={"team": "a"}, finalizers=["example.com/keep"]))
+    dry = client.simulate_delete(NS, params={"labelSelector": "team=a", "dryRun": "All"})
+    assert len(dry.json["items"]) == 3
+    assert len(client.simulate_get(NS).json["items"]) == 4
+    r = client.simulate_delete(NS, params={"labelSelector": "team=a"})
+    assert r.status_code == 200
+    assert r.json["kind"] == "CustomTaskList"
+    assert sorted(i["metadata"]["name"] for i in r.json["items"]) == ["d1", "d2", "d4"]
+    remaining = client.simulate_get(NS).json["items"]
+    assert [i["metadata"]["name"] for i in remaining] == ["d3", "d4"]
+    assert remaining[1]["metadata"]["deletionTimestamp"]
+    assert status_of(client.simulate_delete(f"{GV}/customtasks"))[0] == 405

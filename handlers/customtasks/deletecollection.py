@@ -1,0 +1,5 @@
+"""Delete every CustomTask a selector matches."""
+
+from handlers.owned import delete_collection as handle
+
+__all__ = ["handle"]
