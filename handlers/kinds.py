@@ -43,6 +43,7 @@ class Kind:
     )
     selectable_fields: Mapping[str, FieldGetter] = field(default_factory=dict)
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    subresources: Mapping[str, Mapping[str, Handler]] = field(default_factory=dict)
 
     group = GROUP
     version = VERSION
@@ -60,6 +61,11 @@ class Kind:
     @property
     def verbs(self) -> list[str]:
         return sorted(self.handlers)
+
+    @property
+    def has_status(self) -> bool:
+        """``.status`` is written only through the status subresource."""
+        return "status" in self.subresources
 
     @property
     def field_selectors(self) -> tuple[str, ...]:
@@ -102,14 +108,28 @@ def registry() -> tuple[Kind, ...]:
         kind: Kind | None = getattr(package, "KIND", None)
         if kind is None:
             continue
-        present = {m.name for m in pkgutil.iter_modules(package.__path__)}
-        verbs = {
-            verb: importlib.import_module(f"handlers.{info.name}.{verb}").handle
-            for verb in VERBS
-            if verb in present
+        subresources = {
+            m.name: _verbs(f"handlers.{info.name}.{m.name}")
+            for m in pkgutil.iter_modules(package.__path__)
+            if m.ispkg
         }
-        kinds.append(dataclasses.replace(kind, handlers=verbs))
+        kinds.append(
+            dataclasses.replace(
+                kind, handlers=_verbs(f"handlers.{info.name}"), subresources=subresources
+            )
+        )
     return tuple(kinds)
+
+
+def _verbs(package_name: str) -> dict[str, Handler]:
+    """The ``handle`` of each verb module present in a package."""
+    package = importlib.import_module(package_name)
+    present = {m.name for m in pkgutil.iter_modules(package.__path__)}
+    return {
+        verb: importlib.import_module(f"{package_name}.{verb}").handle
+        for verb in VERBS
+        if verb in present
+    }
 
 
 def find(plural: str) -> Kind | None:

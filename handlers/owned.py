@@ -65,6 +65,8 @@ def create(request: ApiRequest, deps: Deps) -> ObjectResult:
     for key in _SERVER_OWNED:
         meta.pop(key, None)
     meta.update(uid=str(uuid.uuid4()), creationTimestamp=objectmeta.now(), generation=1)
+    if kind.has_status:
+        obj.pop("status", None)  # written only through /status, as for CRDs
     namespace, name = request.namespace or "", meta["name"]
     if _dry_run(request.param("dryRun")):
         if deps.store.get(kind.plural, namespace, name) is not None:
@@ -153,6 +155,13 @@ def _replace(
         meta.pop(key, None)
         if key in old_meta:
             meta[key] = old_meta[key]
+    if request.subresource == "status":
+        obj = {**old, "status": obj.get("status", {})}
+        meta = obj["metadata"]
+    elif kind.has_status:
+        obj.pop("status", None)
+        if "status" in old:
+            obj["status"] = old["status"]
     if obj.get("spec") != old.get("spec"):
         meta["generation"] = old_meta.get("generation", 1) + 1
     if _dry_run(request.param("dryRun")):

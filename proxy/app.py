@@ -298,7 +298,8 @@ class Resources:
                 raise not_found_path()  # namespaced items live under /namespaces/<ns>/
             if info.verb not in ("list", "watch"):
                 raise method_not_allowed()  # only reads span all namespaces
-        handler = kind.handlers.get(info.verb)
+        verbs = kind.subresources[info.subresource] if info.subresource else kind.handlers
+        handler = verbs.get(info.verb)
         if handler is None:
             raise method_not_allowed()
         output = negotiate(req.get_header("Accept"), listing=info.verb == "list")
@@ -314,6 +315,7 @@ class Resources:
             req.context.query,
             body,
             user,
+            subresource=info.subresource,
             content_type=media_type(req.content_type),
         )
         result = handler(request, self._holder.deps())
@@ -333,7 +335,7 @@ class Resources:
         if (
             kind is None
             or (info.group, info.version) != (GROUP, VERSION)
-            or info.subresource is not None
+            or (info.subresource is not None and info.subresource not in kind.subresources)
             or info.extra_parts
             or (info.namespace is not None and not kind.namespaced)
         ):

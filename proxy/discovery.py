@@ -48,6 +48,16 @@ def resource_list(kinds: Sequence[Kind]) -> Document:
             **_aliases(kind),
         }
         resources.append(entry)
+        resources.extend(
+            {
+                "name": f"{kind.plural}/{sub}",
+                "singularName": "",
+                "namespaced": kind.namespaced,
+                "kind": kind.kind,
+                "verbs": sorted(verbs),
+            }
+            for sub, verbs in kind.subresources.items()
+        )
     return Document(
         orjson.dumps(
             {
@@ -99,6 +109,15 @@ def aggregated(kinds: Sequence[Kind], version: str) -> Document:
             "verbs": kind.verbs,
             **_aliases(kind),
         }
+        if kind.subresources:
+            entry["subresources"] = [
+                {
+                    "subresource": sub,
+                    "responseKind": {"group": GROUP, "version": VERSION, "kind": kind.kind},
+                    "verbs": sorted(verbs),
+                }
+                for sub, verbs in kind.subresources.items()
+            ]
         resources.append(entry)
     body = {
         "kind": "APIGroupDiscoveryList",

@@ -136,6 +136,32 @@ def _paths(kind: Kind) -> dict[str, Any]:
         paths[item_path] = {**item, "parameters": [{"name": "name", **_PATH_PARAM}, *scope_params]}
     if kind.namespaced and "list" in verbs:
         paths[f"{base}/{kind.plural}"] = {"get": collection["get"]}
+    for sub, sub_verbs in kind.subresources.items():
+        ops: dict[str, Any] = {}
+        if "get" in sub_verbs:
+            ops["get"] = _operation(kind, "get", f"read{sub.title()}", obj)
+        if "update" in sub_verbs:
+            ops["put"] = _operation(
+                kind,
+                "put",
+                f"replace{sub.title()}",
+                obj,
+                parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION],
+                **write,
+            )
+        if "patch" in sub_verbs:
+            ops["patch"] = _operation(
+                kind,
+                "patch",
+                f"patch{sub.title()}",
+                obj,
+                parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION],
+                requestBody={
+                    "required": True,
+                    "content": _content({"type": "object"}, PATCH_TYPES),
+                },
+            )
+        paths[f"{item_path}/{sub}"] = {**ops, "parameters": paths[item_path]["parameters"]}
     return paths
 
 

@@ -610,3 +610,32 @@ def test_r11_deletecollection_deletes_what_the_selector_matches(client: TestClie
     assert [i["metadata"]["name"] for i in remaining] == ["d3", "d4"]
     assert remaining[1]["metadata"]["deletionTimestamp"]
     assert status_of(client.simulate_delete(f"{GV}/customtasks"))[0] == 405
+
+
+# R13 status subresource
+
+
+def test_r13_status_is_written_only_through_the_subresource(client: TestClient) -> None:
+    body = task("st")
+    body["status"] = {"phase": "ignored on create"}
+    created = post(client, NS, body).json
+    assert "status" not in created
+    with_status = {**created, "status": {"phase": "Running"}, "spec": {**SPEC, "priority": 9}}
+    r = client.simulate_put(f"{NS}/st/status", body=orjson.dumps(with_status))
+    assert r.status_code == 200, r.text
+    assert r.json["status"] == {"phase": "Running"}
+    assert r.json["spec"]["priority"] == 3  # spec changes through /status are ignored
+    assert r.json["metadata"]["generation"] == 1
+    main = {**r.json, "status": {"phase": "Hacked"}, "spec": {**SPEC, "priority": 4}}
+    r2 = client.simulate_put(f"{NS}/st", body=orjson.dumps(main))
+    assert r2.json["status"] == {"phase": "Running"}  # status changes through the main path too
+    assert (r2.json["spec"]["priority"], r2.json["metadata"]["generation"]) == (4, 2)
+    r3 = client.simulate_patch(
+        f"{NS}/st/status",
+        body=orjson.dumps({"status": {"phase": "Done"}}),
+        content_type="application/merge-patch+json",
+    )
+    assert (r3.json["status"], r3.json["metadata"]["generation"]) == ({"phase": "Done"}, 2)
+    assert client.simulate_get(f"{NS}/st/status").json["status"] == {"phase": "Done"}
+    assert status_of(client.simulate_delete(f"{NS}/st/status"))[0] == 405
+    assert status_of(client.simulate_get(f"{NS}/st/scale"))[0] == 404

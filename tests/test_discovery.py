@@ -28,8 +28,15 @@ def test_d1_resource_list_names_every_kind_with_exactly_its_verb_modules(
         "categories": ["alltasks"],
     }
     assert by_name["clustertasks"]["namespaced"] is False
+    assert by_name["customtasks/status"] == {
+        "name": "customtasks/status",
+        "singularName": "",
+        "namespaced": True,
+        "kind": "CustomTask",
+        "verbs": ["get", "patch", "update"],
+    }
     for resource in body["resources"]:
-        assert "all" not in resource["categories"]
+        assert "all" not in resource.get("categories", ())
         assert resource["verbs"], resource
 
 
@@ -56,6 +63,17 @@ def test_d2_aggregated_discovery_honours_accept_order_with_exact_media_type(
         assert gv["freshness"] == "Current"
         kinds = {r["resource"]: r for r in gv["resources"]}
         assert kinds["clustertasks"]["scope"] == "Cluster"
+        assert kinds["clustertasks"]["subresources"] == [
+            {
+                "subresource": "status",
+                "responseKind": {
+                    "group": "search.task.example.example.com",
+                    "version": "v1",
+                    "kind": "ClusterTask",
+                },
+                "verbs": ["get", "patch", "update"],
+            }
+        ]
         assert kinds["customtasks"]["responseKind"] == {
             "group": "search.task.example.example.com",
             "version": "v1",

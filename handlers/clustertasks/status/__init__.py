@@ -1,0 +1,1 @@
+"""The status subresource of ClusterTask: PUT and PATCH change only .status."""

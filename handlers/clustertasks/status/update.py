@@ -1,0 +1,5 @@
+"""Replace the status of a ClusterTask."""
+
+from handlers.owned import update as handle
+
+__all__ = ["handle"]

@@ -1,0 +1,1 @@
+"""The status subresource of CustomTask: PUT and PATCH change only .status."""
