@@ -107,17 +107,35 @@ def update(request: ApiRequest, deps: Deps) -> ObjectResult:
 
 
 def patch(request: ApiRequest, deps: Deps) -> ObjectResult:
-    """PATCH with a merge or JSON patch; retried on a concurrent write unless the patch
-    itself pins a resourceVersion (then that is a precondition, as in kube)."""
+    """PATCH with a merge patch, a JSON patch or an applied configuration (which creates a
+    missing object with 201); retried on a concurrent write unless the patch itself pins a
+    resourceVersion (then that is a precondition, as in kube)."""
     kind, name = request.kind, request.name or ""
-    if request.param("force"):
+    applying = request.content_type == patching.APPLY_PATCH
+    if request.param("force") and not applying:
         raise ApiError(
             422,
             "Invalid",
             'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified '
             "for non-apply patch",
         )
+    if applying and not request.param("fieldManager"):
+        raise ApiError(
+            422,
+            "Invalid",
+            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required '
+            "for apply patch",
+        )
     for _ in range(5):
+        if applying and request.subresource is None:
+            found = deps.store.get(kind.plural, request.namespace or "", name)
+            if found is None:  # apply creates what is missing
+                try:
+                    return create(request, deps)
+                except ApiError as ex:
+                    if ex.reason != "AlreadyExists":
+                        raise
+                    continue
         current = _current(request, deps)
         patched = patching.apply(request.content_type, orjson.loads(current.body), request.body)
         version = (patched.get("metadata") or {}).get("resourceVersion")

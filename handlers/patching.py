@@ -1,4 +1,8 @@
-"""Patch formats: JSON merge patch (RFC 7386) and JSON patch (RFC 6902, via ``jsonpatch``).
+"""Patch formats: JSON merge patch (RFC 7386), JSON patch (RFC 6902, via ``jsonpatch``) and
+server-side apply.
+
+Apply is the simple form: the applied configuration is merged into the live object (and
+creates it when missing); field ownership (managedFields) and conflicts are not tracked.
 
 Strategic merge patch is not offered, as for CRDs: kube answers it with 415 and kubectl
 then needs ``--type=merge``. The OpenAPI PATCH operation lists exactly :data:`PATCH_TYPES`,
@@ -16,7 +20,8 @@ from handlers.errors import ApiError, bad_request
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
-PATCH_TYPES = (JSON_PATCH, MERGE_PATCH)
+APPLY_PATCH = "application/apply-patch+yaml"
+PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH)
 
 
 def merge(target: Any, patch: Any) -> Any:
@@ -34,9 +39,9 @@ def merge(target: Any, patch: Any) -> Any:
 
 def apply(content_type: str, document: dict[str, Any], patch: Any) -> dict[str, Any]:
     """The patched document; 400 for a malformed patch, 422 for one that does not apply."""
-    if content_type == MERGE_PATCH:
+    if content_type in (MERGE_PATCH, APPLY_PATCH):
         if not isinstance(patch, dict):
-            raise bad_request("a merge patch must be a JSON object")
+            raise bad_request("a merge patch or applied configuration must be an object")
         patched: dict[str, Any] = merge(document, patch)
         return patched
     if not isinstance(patch, list):

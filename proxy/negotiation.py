@@ -15,12 +15,13 @@ import orjson
 import yaml
 
 from handlers.errors import bad_request, not_acceptable, unsupported_media_type
-from handlers.patching import PATCH_TYPES
+from handlers.patching import APPLY_PATCH, PATCH_TYPES
 
 JSON = "application/json"
 YAML = "application/yaml"
 META_GROUP = "meta.k8s.io"
 BODY_TYPES = (JSON, YAML)
+JSON_PATCH_TYPES = tuple(t for t in PATCH_TYPES if t != APPLY_PATCH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ def decode_body(content_type: str | None, raw: bytes, *, patch: bool = False) ->
         raise unsupported_media_type(accepted)
     if not raw.strip():
         return None
-    as_json = base in (JSON, *PATCH_TYPES) or (base == "" and raw.lstrip()[:1] in (b"{", b"["))
+    as_json = base in (JSON, *JSON_PATCH_TYPES) or (base == "" and raw.lstrip()[:1] in (b"{", b"["))
     try:
         if as_json:
             return orjson.loads(raw)

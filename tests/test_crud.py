@@ -554,7 +554,7 @@ def test_r10_strategic_merge_patch_is_415_as_for_crds(client: TestClient) -> Non
     assert status_of(r) == (415, "UnsupportedMediaType")
     assert r.json["message"] == (
         "the body of the request was in an unknown format - accepted media types include: "
-        "application/json-patch+json, application/merge-patch+json"
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
     )
 
 
@@ -639,3 +639,20 @@ def test_r13_status_is_written_only_through_the_subresource(client: TestClient) 
     assert client.simulate_get(f"{NS}/st/status").json["status"] == {"phase": "Done"}
     assert status_of(client.simulate_delete(f"{NS}/st/status"))[0] == 405
     assert status_of(client.simulate_get(f"{NS}/st/scale"))[0] == 404
+
+
+def test_r10_server_side_apply_creates_then_merges(client: TestClient) -> None:
+    applied = b"apiVersion: search.task.example.example.com/v1\nkind: CustomTask\n"
+    applied += b"metadata: {name: ssa, labels: {a: b}}\nspec: {priority: 2, deadline: 2030-01-01T00:00:00Z}\n"
+    ssa = "application/apply-patch+yaml"
+    missing_manager = client.simulate_patch(f"{NS}/ssa", body=applied, content_type=ssa)
+    assert status_of(missing_manager) == (422, "Invalid")
+    assert missing_manager.json["message"].endswith("is required for apply patch")
+    params = {"fieldManager": "kubectl", "force": "false"}
+    created = client.simulate_patch(f"{NS}/ssa", body=applied, content_type=ssa, params=params)
+    assert created.status_code == 201, created.text
+    assert created.json["metadata"]["labels"] == {"a": "b"}
+    changed = applied.replace(b"priority: 2", b"priority: 6")
+    updated = client.simulate_patch(f"{NS}/ssa", body=changed, content_type=ssa, params=params)
+    assert (updated.status_code, updated.json["spec"]["priority"]) == (200, 6)
+    assert updated.json["metadata"]["uid"] == created.json["metadata"]["uid"]
