@@ -18,6 +18,7 @@ from handlers import objectmeta, patching, schema, watching
 from handlers.contract import ApiRequest, Deps, ListResult, ObjectResult, WatchResult
 from handlers.errors import ApiError, Cause, bad_request, expired, too_large_resource_version
 from handlers.kinds import Kind
+from handlers.params import non_negative
 from handlers.selectors import (
     FieldSelector,
     LabelSelector,
@@ -471,18 +472,8 @@ def _delete_options(request: ApiRequest) -> dict[str, Any]:
 
 def _limit(value: str) -> int | None:
     """The page size; absent or 0 means no limit."""
-    return (_non_negative(value, "limit") or None) if value else None
+    return (non_negative(value, "limit") or None) if value else None
 
 
 def _revision(value: str) -> int:
-    return _non_negative(value, "resource version")
-
-
-def _non_negative(value: str, what: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise bad_request(f'invalid {what} "{value}": must be a non-negative integer')
-    return number
+    return non_negative(value, "resource version")

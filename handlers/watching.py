@@ -15,8 +15,9 @@ from collections.abc import Generator, Iterator
 import orjson
 
 from handlers.contract import ApiRequest, Deps, WatchEvent, WatchResult
-from handlers.errors import ApiError, bad_request
+from handlers.errors import ApiError
 from handlers.kinds import Kind
+from handlers.params import non_negative
 from store import Change, Predicate, Row
 from store.tailer import Subscription
 
@@ -45,7 +46,7 @@ def watch(request: ApiRequest, deps: Deps, match: Predicate | None) -> WatchResu
             initial = [WatchEvent("ADDED", row.body) for row in page.rows]
             start, replay = page.revision, False
         else:
-            start, initial, replay = _version(version), [], True
+            start, initial, replay = non_negative(version, "resource version"), [], True
     except BaseException:
         deps.tailer.unsubscribe(subscription)
         raise
@@ -60,20 +61,7 @@ def _everything(row: Row) -> bool:
 def _lifetime(value: str) -> float:
     if not value:
         return random.uniform(MIN_LIFETIME, MAX_LIFETIME)
-    try:
-        seconds = int(value)
-    except ValueError:
-        seconds = -1
-    if seconds < 0:
-        raise bad_request(f'invalid timeoutSeconds "{value}": must be a non-negative integer')
-    return float(seconds)
-
-
-def _version(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise bad_request(f'invalid resource version "{value}"') from None
+    return float(non_negative(value, "timeoutSeconds"))
 
 
 class _Stream:

@@ -9,7 +9,7 @@ strategic merge patch.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import orjson
@@ -78,15 +78,43 @@ def _operation(
     return op
 
 
+WRITE_PARAMS = [DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION]
+
+
+def _item_operations(kind: Kind, verbs: Collection[str], suffix: str = "") -> dict[str, Any]:
+    """The operations on one object (or on one of its subresources, named by ``suffix``)."""
+    obj = ref(kind.kind)
+    write = {"requestBody": {"required": True, "content": _content(obj)}}
+    patch_body = {"required": True, "content": _content({"type": "object"}, PATCH_TYPES)}
+    force = _query("force", "Apply even over conflicts (server-side apply only).", "boolean")
+    ops: dict[str, Any] = {}
+    if "get" in verbs:
+        ops["get"] = _operation(kind, "get", f"read{suffix}", obj)
+    if "update" in verbs:
+        ops["put"] = _operation(
+            kind, "put", f"replace{suffix}", obj, parameters=WRITE_PARAMS, **write
+        )
+    if "patch" in verbs:
+        ops["patch"] = _operation(
+            kind,
+            "patch",
+            f"patch{suffix}",
+            obj,
+            parameters=[*WRITE_PARAMS, force],
+            requestBody=patch_body,
+        )
+    if "delete" in verbs:
+        ops["delete"] = _operation(kind, "delete", f"delete{suffix}", obj, parameters=[DRY_RUN])
+    return ops
+
+
 def _paths(kind: Kind) -> dict[str, Any]:
     base = f"/apis/{GROUP_VERSION}"
     prefix = f"{base}/namespaces/{{namespace}}" if kind.namespaced else base
     collection_path, item_path = f"{prefix}/{kind.plural}", f"{prefix}/{kind.plural}/{{name}}"
     obj, objects = ref(kind.kind), ref(kind.list_kind)
-    write = {"requestBody": {"required": True, "content": _content(obj)}}
     verbs = set(kind.verbs)
     collection: dict[str, Any] = {}
-    item: dict[str, Any] = {}
     if "list" in verbs:
         collection["get"] = _operation(kind, "list", "list", objects, parameters=LIST_PARAMS)
     if "create" in verbs:
@@ -95,8 +123,8 @@ def _paths(kind: Kind) -> dict[str, Any]:
             "post",
             "create",
             obj,
-            parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION],
-            **write,
+            parameters=WRITE_PARAMS,
+            requestBody={"required": True, "content": _content(obj)},
         )
     if "deletecollection" in verbs:
         collection["delete"] = _operation(
@@ -106,62 +134,18 @@ def _paths(kind: Kind) -> dict[str, Any]:
             objects,
             parameters=[*LIST_PARAMS, DRY_RUN],
         )
-    if "get" in verbs:
-        item["get"] = _operation(kind, "get", "read", obj)
-    if "update" in verbs:
-        item["put"] = _operation(
-            kind,
-            "put",
-            "replace",
-            obj,
-            parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION],
-            **write,
-        )
-    if "patch" in verbs:
-        item["patch"] = _operation(
-            kind,
-            "patch",
-            "patch",
-            obj,
-            parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION, _query("force", "", "boolean")],
-            requestBody={"required": True, "content": _content({"type": "object"}, PATCH_TYPES)},
-        )
-    if "delete" in verbs:
-        item["delete"] = _operation(kind, "delete", "delete", obj, parameters=[DRY_RUN])
     scope_params = [{"name": "namespace", **_PATH_PARAM}] if kind.namespaced else []
+    item_params = [{"name": "name", **_PATH_PARAM}, *scope_params]
     paths: dict[str, Any] = {}
     if collection:
         paths[collection_path] = {**collection, "parameters": scope_params}
-    if item:
-        paths[item_path] = {**item, "parameters": [{"name": "name", **_PATH_PARAM}, *scope_params]}
+    if item := _item_operations(kind, verbs):
+        paths[item_path] = {**item, "parameters": item_params}
     if kind.namespaced and "list" in verbs:
         paths[f"{base}/{kind.plural}"] = {"get": collection["get"]}
     for sub, sub_verbs in kind.subresources.items():
-        ops: dict[str, Any] = {}
-        if "get" in sub_verbs:
-            ops["get"] = _operation(kind, "get", f"read{sub.title()}", obj)
-        if "update" in sub_verbs:
-            ops["put"] = _operation(
-                kind,
-                "put",
-                f"replace{sub.title()}",
-                obj,
-                parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION],
-                **write,
-            )
-        if "patch" in sub_verbs:
-            ops["patch"] = _operation(
-                kind,
-                "patch",
-                f"patch{sub.title()}",
-                obj,
-                parameters=[DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION],
-                requestBody={
-                    "required": True,
-                    "content": _content({"type": "object"}, PATCH_TYPES),
-                },
-            )
-        paths[f"{item_path}/{sub}"] = {**ops, "parameters": paths[item_path]["parameters"]}
+        ops = _item_operations(kind, sub_verbs, sub.title())
+        paths[f"{item_path}/{sub}"] = {**ops, "parameters": item_params}
     return paths
 
 

@@ -643,7 +643,8 @@ def test_r13_status_is_written_only_through_the_subresource(client: TestClient) 
 
 def test_r10_server_side_apply_creates_then_merges(client: TestClient) -> None:
     applied = b"apiVersion: search.task.example.example.com/v1\nkind: CustomTask\n"
-    applied += b"metadata: {name: ssa, labels: {a: b}}\nspec: {priority: 2, deadline: 2030-01-01T00:00:00Z}\n"
+    applied += b"metadata: {name: ssa, labels: {a: b}}\n"
+    applied += b"spec: {priority: 2, deadline: 2030-01-01T00:00:00Z}\n"
     ssa = "application/apply-patch+yaml"
     missing_manager = client.simulate_patch(f"{NS}/ssa", body=applied, content_type=ssa)
     assert status_of(missing_manager) == (422, "Invalid")
