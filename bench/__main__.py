@@ -9,6 +9,10 @@ The real servers run as deployed: against a cluster (a fake kube-apiserver each,
 process), which publishes their client CA and answers their SubjectAccessReviews. The main
 one's gets are measured twice per round on the same server, as ``system:masters`` (no review)
 and as an ordinary user whose reviews the server caches, to price authorization.
+
+The watch phase (:mod:`bench.watch`) runs last, alone, on a server of its own started with
+the threads its watches need: 1,000 watches while changes are written, delivery latency,
+share delivered and the server's memory.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import scenarios
+from bench import scenarios, watch
 from bench.report import (
     Figure,
     Goal,
@@ -39,11 +43,13 @@ from bench.report import (
 )
 from bench.scenarios import LIST_NAMESPACE, Plan
 from bench.serve import CONSTANT_APP, REAL_APP, SAR_USER, Launch, Served
+from bench.watch import Watched, WatchPlan
 from bench.wire import Connection
 from proxy.settings import Settings
 
 GEVENT = ("--worker-class", "gevent")
 SAR_RATIO = Goal(0.85, at_least=True)  # gets of a reviewed user against system:masters
+WATCH_SPARE_THREADS = 64  # threads beyond the watches: writes, lists, probes
 OTHER_LOAD = 0.25  # cores used by neither server nor clients beyond which figures are suspect
 _STARTED = time.monotonic()
 
@@ -82,7 +88,41 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="OPTION",
         help="extra gunicorn option for every server, e.g. --gunicorn-option=--reuse-port",
     )
+    watch = parser.add_argument_group("watch phase (its own server, after the others)")
+    watch.add_argument("--no-watch", action="store_true", help="skip the watch phase")
+    watch.add_argument("--watch-only", action="store_true", help="run only the watch phase")
+    watch.add_argument("--watchers", type=int, default=1000, help="concurrent watches")
+    watch.add_argument("--watch-rate", type=float, default=100.0, help="changes written per s")
+    watch.add_argument("--watch-seconds", type=float, default=10.0, help="seconds of writes")
+    watch.add_argument(
+        "--watch-processes", type=int, default=4, help="client processes sharing the watches"
+    )
+    watch.add_argument(
+        "--watch-drain",
+        type=float,
+        default=20.0,
+        help="longest wait after the last write for every watch to receive every change",
+    )
+    watch.add_argument(
+        "--watch-threads",
+        type=int,
+        default=0,
+        help="APISERVER_THREADS of the watch server (0: enough for every watch on one worker)",
+    )
     args = parser.parse_args(argv)
+    if args.no_watch and args.watch_only:
+        parser.error("--no-watch and --watch-only exclude each other")
+    if (
+        min(args.watchers, args.watch_processes) < 1
+        or min(args.watch_rate, args.watch_seconds) <= 0
+        or args.watch_drain < 0
+        or args.watch_threads < 0
+        or args.watch_rate * args.watch_seconds >= 10**6
+    ):
+        parser.error(
+            "--watchers, --watch-processes, --watch-rate, --watch-seconds must be positive "
+            "(fewer than a million changes)"
+        )
     if args.clients < 1 or args.objects < 1 or args.objects % args.clients:
         parser.error("--objects must be a positive multiple of --clients")
     if (
@@ -292,7 +332,7 @@ def print_report(measured: Measured, run: Run, threads: int) -> None:
     """The tables and the log findings, on stdout."""
     figures = measured.figures
     ordered = list(figures.values())
-    plan, workers, log = run.plan, run.launch.workers, run.log
+    plan, workers = run.plan, run.launch.workers
     extra = " " + " ".join(run.launch.options) if run.launch.options else ""
     print(
         f"\n{plan.clients} client processes x 1 keep-alive mTLS connection, 127.0.0.1; "
@@ -315,7 +355,6 @@ def print_report(measured: Measured, run: Run, threads: int) -> None:
     for figure in ordered:
         if figure.failure:
             print(f"errors in {figure.label}: {figure.failure}")
-    print("server logs: " + ("; ".join(log.lines) if log.lines else "no errors, no restarts"))
     extra_reviews = [r.label for r in measured.reviews if not r.within_expected]
     if extra_reviews:
         print(
@@ -361,6 +400,49 @@ def ratios(figures: dict[str, Figure]) -> list[Ratio]:
     return rows
 
 
+def watch_plan(args: argparse.Namespace, settings: Settings) -> WatchPlan:
+    """The watch phase's knobs, with the threads its server needs.
+
+    Each open watch holds one gthread thread, and gunicorn hands connections to workers by
+    chance (a worker stops accepting only at threads + 256 connections), so a worker may
+    get more watches than its threads: those wait in its queue and receive nothing. Unless
+    told otherwise, the bench gives each worker threads for every watch.
+    """
+    needed = args.watchers + WATCH_SPARE_THREADS
+    if args.watch_threads:
+        threads, note = args.watch_threads, "from --watch-threads"
+    elif settings.threads >= needed:
+        threads, note = settings.threads, "the server's setting, enough for every watch"
+    else:
+        threads = needed
+        note = (
+            f"set by the bench: the server's {settings.threads} per worker cannot hold "
+            f"{args.watchers:,} watches when gunicorn gives one worker more than "
+            f"{settings.threads} of them; {args.watchers:,} + {WATCH_SPARE_THREADS} spare "
+            "lets any split work (idle threads are never created)"
+        )
+    return WatchPlan(
+        args.watchers,
+        args.watch_rate,
+        args.watch_seconds,
+        args.watch_processes,
+        args.watch_drain,
+        threads,
+        note,
+    )
+
+
+def watch_phase(run: Run, plan: WatchPlan) -> Watched:
+    """The watch phase on a server of its own, started with the threads it needs."""
+    env = {"APISERVER_THREADS": str(plan.threads)}
+    say(f"watch server: APISERVER_THREADS={plan.threads}")
+    with run.launch.serve(run.root / "watch", REAL_APP, cluster=True, env=env) as served:
+        watched = watch.run(served, plan, run.launch.workers, say)
+        say("stopping the watch server")
+    run.log.check("watch", served)  # after the stop: ending 1,000 streams must be clean too
+    return watched
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run everything, print the report; exit 1 if any request failed or a worker died."""
     args = parse_args(argv)
@@ -369,12 +451,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = Log(args.workers)
     contenders = CONTENDERS[:-1] if args.no_gevent_server else CONTENDERS
     settings = Settings.from_env()  # what the servers read too: they inherit the environment
+    watching = None if args.no_watch else watch_plan(args, settings)
     with workdir(args.keep) as root:
         run = Run(root, plan, launch, log, settings.auth_cache_seconds, args.auth_rounds)
-        measured = measure(run, contenders)
+        measured = None if args.watch_only else measure(run, contenders)
+        watched = None if watching is None else watch_phase(run, watching)
     say("done")
-    print_report(measured, run, settings.threads)
-    failed = any(f.errors for f in measured.figures.values()) or log.lines
+    if measured is not None:
+        print_report(measured, run, settings.threads)
+        print()
+    if watched is not None:
+        print(watch.report(watched), end="\n\n")
+    print("server logs: " + ("; ".join(log.lines) if log.lines else "no errors, no restarts"))
+    failed = (
+        (measured is not None and any(f.errors for f in measured.figures.values()))
+        or (watched is not None and watch.failed(watched))
+        or log.lines
+    )
     return 1 if failed else 0
 
 

@@ -121,7 +121,7 @@ def _server(usage: cpu.Usage | None) -> str:
     return f"{usage.server:.2f} = {split}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
@@ -150,7 +150,7 @@ def figures_table(figures: Sequence[Figure]) -> str:
         ]
         for f in figures
     ]
-    return _table(header, rows, right={1, 4, 5, 6, 7})
+    return table(header, rows, right={1, 4, 5, 6, 7})
 
 
 def cpu_table(figures: Sequence[Figure], host_cores: int) -> str:
@@ -178,7 +178,7 @@ def cpu_table(figures: Sequence[Figure], host_cores: int) -> str:
         ]
         for f in figures
     ]
-    return _table(header, rows, right={1, 2, 3, 4})
+    return table(header, rows, right={1, 2, 3, 4})
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +214,7 @@ def ratios_table(ratios: Sequence[Ratio]) -> str:
         ]
         for r in ratios
     ]
-    return _table(header, rows, right={1})
+    return table(header, rows, right={1})
 
 
 def pairs_line(numerators: Sequence[Figure], denominators: Sequence[Figure]) -> str:
@@ -281,4 +281,4 @@ def reviews_table(reviews: Sequence[Reviews], ttl: float) -> str:
         ]
         for r in reviews
     ]
-    return _table(header, rows, right={2})
+    return table(header, rows, right={2})

@@ -18,7 +18,7 @@ import shlex
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,26 +102,27 @@ def serve(
     options: Sequence[str] = (),
     workers: int = 2,
     cluster: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Served]:
     """Run gunicorn with its own PKI and a fresh database under ``directory`` (and its own
-    fake cluster if asked); SIGTERM after."""
+    fake cluster if asked), with ``env`` over the usual settings; SIGTERM after."""
     pki = Pki.create(directory / "pki")
     for old in directory.glob("store.db*"):  # a kept directory from an earlier run
         old.unlink()
     port = free_port()
-    env = environment(directory, pki, port, workers)
+    settings = {**environment(directory, pki, port, workers), **(env or {})}
     args = argv(app, options)
-    args[0] = shutil.which(args[0], path=env["PATH"]) or args[0]
+    args[0] = shutil.which(args[0], path=settings["PATH"]) or args[0]
     cert, key = pki.client(USER, GROUPS)
     target = Target("127.0.0.1", port, pki.ca_file, cert, key)
     log_path = directory / "server.log"
     with ExitStack() as stack:
         fake = None
         if cluster:
-            fake, env["APISERVER_KUBECONFIG"] = start_cluster(stack, directory, pki)
+            fake, settings["APISERVER_KUBECONFIG"] = start_cluster(stack, directory, pki)
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                args, cwd=ROOT, env=settings, stdout=log, stderr=subprocess.STDOUT
             )
         served = Served(target, process.pid, log_path, pki, fake)
         try:
@@ -166,8 +167,15 @@ class Launch:
     options: tuple[str, ...] = ()
 
     def serve(
-        self, directory: Path, app: str, *extra: str, cluster: bool = False
+        self,
+        directory: Path,
+        app: str,
+        *extra: str,
+        cluster: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> AbstractContextManager[Served]:
-        """:func:`serve` with this run's settings plus ``extra`` options."""
+        """:func:`serve` with this run's settings plus ``extra`` options and ``env``."""
         options = (*self.options, *extra)
-        return serve(directory, app, options=options, workers=self.workers, cluster=cluster)
+        return serve(
+            directory, app, options=options, workers=self.workers, cluster=cluster, env=env
+        )

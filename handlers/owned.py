@@ -139,6 +139,8 @@ def patch(request: ApiRequest, deps: Deps) -> ObjectResult:
                     continue
         current = _current(request, deps)
         patched = patching.apply(request.content_type, orjson.loads(current.body), request.body)
+        if applying:
+            _keep_last_applied(request, patched)
         version = (patched.get("metadata") or {}).get("resourceVersion")
         if version is not None and version != str(current.revision):
             raise kind.resource.conflict(name)
@@ -149,6 +151,24 @@ def patch(request: ApiRequest, deps: Deps) -> ObjectResult:
             if ex.reason != "Conflict" or version is not None:
                 raise
     raise kind.resource.conflict(name)
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _keep_last_applied(request: ApiRequest, patched: dict[str, Any]) -> None:
+    """kubectl's server-side apply over a client-side-applied object: like kube-apiserver,
+    rewrite the last-applied annotation to the applied configuration, so that a later
+    client-side apply computes its patch against what was really applied."""
+    annotations = patched.get("metadata", {}).get("annotations") or {}
+    if request.param("fieldManager") == "kubectl" and LAST_APPLIED in annotations:
+        applied = dict(request.body)
+        applied_meta = dict(applied.get("metadata") or {})
+        applied_annotations = {
+            k: v for k, v in (applied_meta.get("annotations") or {}).items() if k != LAST_APPLIED
+        }
+        applied["metadata"] = {**applied_meta, "annotations": applied_annotations}
+        annotations[LAST_APPLIED] = orjson.dumps(applied).decode()
 
 
 def _replace(

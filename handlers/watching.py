@@ -59,9 +59,10 @@ def _everything(row: Row) -> bool:
 
 
 def _lifetime(value: str) -> float:
-    if not value:
+    seconds = non_negative(value, "timeoutSeconds") if value else 0
+    if not seconds:  # unset and 0 both mean the server's choice, as in kube
         return random.uniform(MIN_LIFETIME, MAX_LIFETIME)
-    return float(non_negative(value, "timeoutSeconds"))
+    return float(seconds)
 
 
 class _Stream:

@@ -73,6 +73,15 @@ _REASONS = {
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+def open_store(settings: Settings) -> Store:
+    """PostgreSQL when a URL is set (several pods), else the embedded SQLite file."""
+    if settings.database_url:
+        from store.postgres import PostgresStore
+
+        return PostgresStore(settings.database_url)
+    return SQLiteStore(settings.sqlite_path)
+
+
 class StoreHolder:
     """Opens the store on first need and remembers why it could not, for ``/readyz``."""
 
@@ -89,7 +98,7 @@ class StoreHolder:
             with self._lock:
                 if self._store is None:
                     try:
-                        self._store = SQLiteStore(self._settings.sqlite_path)
+                        self._store = open_store(self._settings)
                         start_compactor(self._store)
                     except Exception as ex:
                         self._error = str(ex)

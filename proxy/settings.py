@@ -23,6 +23,7 @@ class Settings:
     tls_key_file: str
     client_ca_file: str
     sqlite_path: str
+    database_url: str
     workers: int
     threads: int
     max_body_bytes: int
@@ -51,6 +52,7 @@ class Settings:
             tls_key_file=e.get("APISERVER_TLS_KEY_FILE", f"{dev}/serving.key"),
             client_ca_file=e.get("APISERVER_CLIENT_CA_FILE", f"{dev}/ca.crt"),
             sqlite_path=e.get("APISERVER_SQLITE_PATH", f"{dev}/store.db"),
+            database_url=e.get("APISERVER_DATABASE_URL", ""),
             workers=int(e.get("APISERVER_WORKERS", "2")),
             threads=int(e.get("APISERVER_THREADS", "512")),
             max_body_bytes=int(e.get("APISERVER_MAX_BODY_BYTES", str(3 * 1024 * 1024))),

@@ -1,0 +1,407 @@
+"""The shared store: PostgreSQL, for several server processes and pods on one database.
+
+Same tables and semantics as :mod:`store.sqlite`. Every write is one round trip: a PL/pgSQL
+function (installed at start) that first bumps the counter row (``UPDATE meta SET v = v + 1
+RETURNING v``), then checks and changes ``objects`` and appends to ``log``, in one autocommit
+transaction. The counter row's lock is held until commit and PostgreSQL makes a transaction
+visible before it releases its locks, so the next writer gets ``v + 1`` only after ``v`` is
+visible: revisions become visible in order and a log poller never sees a gap. Every write
+takes the counter first, so writes cannot deadlock; a failed write raises inside the function,
+which rolls the counter back (failed writes burn no revision).
+
+Reads are single statements or, when they need several, one pipelined round trip in a
+read-only REPEATABLE READ transaction (one snapshot). ``bytea`` is read in binary; ``ns`` and
+``name`` are ``text COLLATE "C"`` so that index order is Kubernetes key (byte) order.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool
+
+from store import (
+    EVENT_TYPES,
+    AlreadyExists,
+    Change,
+    Conflict,
+    Expired,
+    NotFound,
+    Page,
+    Predicate,
+    Row,
+    encode,
+    with_revision,
+)
+
+Connection = psycopg.Connection[TupleRow]
+Query = tuple[str, Sequence[Any]]
+
+ADDED, MODIFIED, DELETED = 0, 1, 2
+_BATCH = 500
+_SCHEMA_LOCK = 0x6B76_5F73_6368_656D  # pg_advisory_xact_lock key: b"kv_schem"
+
+# SQLSTATEs the write functions raise (class "KV" is not used by PostgreSQL).
+_ERRORS: dict[str, Callable[[str], Exception]] = {
+    "KV409": AlreadyExists,
+    "KV404": NotFound,
+    "KV412": Conflict,
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k text PRIMARY KEY, v bigint NOT NULL);
+INSERT INTO meta (k, v) VALUES ('rev', 0), ('compact_rev', 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS objects (
+    res text COLLATE "C" NOT NULL, ns text COLLATE "C" NOT NULL, name text COLLATE "C" NOT NULL,
+    rev bigint NOT NULL, value bytea NOT NULL, labels bytea NOT NULL, fields bytea NOT NULL,
+    PRIMARY KEY (res, ns, name)
+);
+CREATE TABLE IF NOT EXISTS log (
+    rev bigint PRIMARY KEY, ts double precision NOT NULL,
+    res text COLLATE "C" NOT NULL, ns text COLLATE "C" NOT NULL, name text COLLATE "C" NOT NULL,
+    type smallint NOT NULL, prev_rev bigint NOT NULL,
+    value bytea, labels bytea, fields bytea,
+    old_value bytea, old_labels bytea, old_fields bytea
+);
+CREATE INDEX IF NOT EXISTS log_res_rev ON log (res, rev);
+
+CREATE OR REPLACE FUNCTION kv_create(
+    p_res text, p_ns text, p_name text, p_value bytea, p_labels bytea, p_fields bytea
+) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    r bigint;
+BEGIN
+    UPDATE meta SET v = v + 1 WHERE k = 'rev' RETURNING v INTO r;
+    INSERT INTO objects (res, ns, name, rev, value, labels, fields)
+    VALUES (p_res, p_ns, p_name, r, p_value, p_labels, p_fields)
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'KV409', MESSAGE = p_name;
+    END IF;
+    INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields)
+    VALUES (r, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name, 0, 0,
+            p_value, p_labels, p_fields);
+    RETURN r;
+END $$;
+
+CREATE OR REPLACE FUNCTION kv_update(
+    p_res text, p_ns text, p_name text, p_expected bigint,
+    p_value bytea, p_labels bytea, p_fields bytea
+) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    r bigint;
+    old objects%ROWTYPE;
+BEGIN
+    UPDATE meta SET v = v + 1 WHERE k = 'rev' RETURNING v INTO r;
+    SELECT * INTO old FROM objects WHERE res = p_res AND ns = p_ns AND name = p_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'KV404', MESSAGE = p_name;
+    ELSIF old.rev <> p_expected THEN
+        RAISE EXCEPTION USING ERRCODE = 'KV412', MESSAGE = p_name;
+    END IF;
+    UPDATE objects SET rev = r, value = p_value, labels = p_labels, fields = p_fields
+    WHERE res = p_res AND ns = p_ns AND name = p_name;
+    INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields,
+                     old_value, old_labels, old_fields)
+    VALUES (r, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name, 1, p_expected,
+            p_value, p_labels, p_fields, old.value, old.labels, old.fields);
+    RETURN r;
+END $$;
+
+CREATE OR REPLACE FUNCTION kv_delete(
+    p_res text, p_ns text, p_name text, p_expected bigint,
+    OUT r_rev bigint, OUT r_value bytea, OUT r_labels bytea, OUT r_fields bytea
+) LANGUAGE plpgsql AS $$
+DECLARE
+    old objects%ROWTYPE;
+BEGIN
+    UPDATE meta SET v = v + 1 WHERE k = 'rev' RETURNING v INTO r_rev;
+    DELETE FROM objects WHERE res = p_res AND ns = p_ns AND name = p_name RETURNING * INTO old;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'KV404', MESSAGE = p_name;
+    ELSIF old.rev <> p_expected THEN
+        RAISE EXCEPTION USING ERRCODE = 'KV412', MESSAGE = p_name;
+    END IF;
+    INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields,
+                     old_value, old_labels, old_fields)
+    VALUES (r_rev, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name, 2, p_expected,
+            old.value, old.labels, old.fields, old.value, old.labels, old.fields);
+    r_value := old.value;
+    r_labels := old.labels;
+    r_fields := old.fields;
+END $$;
+
+-- Log timestamps come from this server's clock under the counter lock, so they grow with
+-- the revision: the first entry younger than the cutoff bounds what is old enough.
+CREATE OR REPLACE FUNCTION kv_compact(p_min_age double precision, p_min_revisions bigint)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    compacted bigint;
+    cur bigint;
+    by_age bigint;
+    target bigint;
+BEGIN
+    SELECT v INTO compacted FROM meta WHERE k = 'compact_rev' FOR UPDATE;
+    SELECT v INTO cur FROM meta WHERE k = 'rev';
+    SELECT rev - 1 INTO by_age FROM log
+    WHERE rev > compacted AND ts >= extract(epoch FROM clock_timestamp()) - p_min_age
+    ORDER BY rev LIMIT 1;
+    target := GREATEST(compacted, LEAST(COALESCE(by_age, cur), cur - p_min_revisions));
+    IF target > compacted THEN
+        DELETE FROM log WHERE rev <= target;
+        UPDATE meta SET v = target WHERE k = 'compact_rev';
+    END IF;
+    RETURN target;
+END $$;
+"""
+
+_META = "SELECT k, v FROM meta"
+_BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+_COLUMNS = "ns, name, rev, value, labels, fields"
+
+
+class PostgresStore:
+    """:class:`store.Store` on a PostgreSQL database, shared by any number of processes."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: int = 10) -> None:
+        """Connect to ``url`` (a libpq URL or DSN), create the schema if missing, open a pool
+        of up to ``pool_size`` connections shared by all threads (a thread waits up to 30 s
+        for a free one). Raises :class:`psycopg.OperationalError` at once when the database
+        cannot be reached. Open it after forking: connections do not survive a fork."""
+        with psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout) as conn:
+            _install_schema(conn)
+        self._pool: ConnectionPool[Connection] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+            name="store",
+            open=True,
+        )
+
+    # connections
+
+    def _one(self, query: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        """The first row of one autocommit statement."""
+        with self._pool.connection() as conn:
+            return conn.execute(query, params, binary=True).fetchone()
+
+    def _snapshot(self, *queries: Query) -> builtins.list[builtins.list[tuple[Any, ...]]]:
+        """The rows of each query, all read from one snapshot, in one round trip."""
+        with self._pool.connection() as conn:
+            try:
+                with conn.pipeline():
+                    conn.execute(_BEGIN_SNAPSHOT)
+                    cursors = [
+                        conn.execute(query, params, binary=True) for query, params in queries
+                    ]
+                    conn.execute("COMMIT")
+            except BaseException:
+                if not conn.broken:
+                    conn.rollback()
+                raise
+            return [cursor.fetchall() for cursor in cursors]
+
+    def _write(self, query: str, params: Sequence[Any]) -> tuple[Any, ...]:
+        """Call a write function; its SQLSTATE becomes the store's error."""
+        try:
+            found = self._one(query, params)
+        except psycopg.Error as ex:
+            error = _ERRORS.get(ex.sqlstate or "")
+            if error is None:
+                raise
+            raise error(ex.diag.message_primary or "") from None
+        assert found is not None
+        return found
+
+    # reads
+
+    def revision(self) -> int:
+        """The latest committed revision."""
+        found = self._one("SELECT v FROM meta WHERE k = 'rev'", ())
+        assert found is not None
+        return int(found[0])
+
+    def get(self, resource: str, namespace: str, name: str) -> Row | None:
+        """The current object, or None."""
+        found = self._one(
+            "SELECT rev, value, labels, fields FROM objects "
+            "WHERE res = %s AND ns = %s AND name = %s",
+            (resource, namespace, name),
+        )
+        if found is None:
+            return None
+        rev, value, labels, fields = found
+        return Row(namespace, name, rev, with_revision(value, rev), labels, fields)
+
+    def list(
+        self,
+        resource: str,
+        namespace: str | None,
+        *,
+        revision: int | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+        match: Predicate | None = None,
+    ) -> Page:
+        """Objects in (namespace, name) order as of ``revision``; see :class:`store.Store`.
+
+        Each batch is read with the counters on one snapshot; after the first, batches are
+        rebuilt at the first batch's revision, so the page is consistent without holding a
+        transaction open while ``match`` runs."""
+        rows: builtins.list[Row] = []
+        cursor = after or ("", "")
+        fetch = None if limit is None else limit + 1 if match is None else max(limit + 1, _BATCH)
+        at = revision
+        while True:
+            meta, found = self._snapshot((_META, ()), _page(resource, namespace, at, cursor, fetch))
+            current, compacted = _counters(meta)
+            at = current if at is None else at
+            if at < compacted:
+                raise Expired(at, compacted)
+            batch = [
+                Row(ns, name, rev, with_revision(value, rev), labels, fields)
+                for ns, name, rev, value, labels, fields in found
+            ]
+            for row in batch:
+                if limit is not None and len(rows) == limit:
+                    last = rows[-1]
+                    return Page(at, rows, (last.namespace, last.name))
+                if match is None or match(row):
+                    rows.append(row)
+            if fetch is None or len(batch) < fetch:
+                return Page(at, rows, None)
+            cursor = (batch[-1].namespace, batch[-1].name)
+
+    def changes(
+        self, after: int, *, resource: str | None = None, limit: int = 500
+    ) -> tuple[builtins.list[Change], int]:
+        """Log entries after ``after``, oldest first, and the compacted revision."""
+        scope, args = ("AND res = %s", [resource]) if resource is not None else ("", [])
+        meta, found = self._snapshot(
+            (_META, ()),
+            (
+                "SELECT rev, res, ns, name, type, value, labels, fields, "
+                "old_value, old_labels, old_fields "
+                f"FROM log WHERE rev > %s {scope} ORDER BY rev LIMIT %s",
+                [after, *args, limit],
+            ),
+        )
+        out = []
+        for rev, res, ns, name, kind, value, labels, fields, old, old_labels, old_fields in found:
+            row = Row(ns, name, rev, with_revision(value, rev), labels, fields)
+            previous = None
+            if old is not None:
+                previous = Row(ns, name, rev, with_revision(old, rev), old_labels, old_fields)
+            out.append(Change(EVENT_TYPES[kind], res, row, previous))
+        return out, _counters(meta)[1]
+
+    # writes
+
+    def create(
+        self,
+        resource: str,
+        namespace: str,
+        name: str,
+        obj: Mapping[str, Any],
+        fields: Mapping[str, str],
+    ) -> Row:
+        """Store a new object; raises :class:`AlreadyExists`."""
+        value, labels, field_values = _columns(obj, fields)
+        (rev,) = self._write(
+            "SELECT kv_create(%s, %s, %s, %s, %s, %s)",
+            (resource, namespace, name, value, labels, field_values),
+        )
+        return Row(namespace, name, rev, with_revision(value, rev), labels, field_values)
+
+    def update(
+        self,
+        resource: str,
+        namespace: str,
+        name: str,
+        expected_revision: int,
+        obj: Mapping[str, Any],
+        fields: Mapping[str, str],
+    ) -> Row:
+        """Replace the object if still at ``expected_revision``."""
+        value, labels, field_values = _columns(obj, fields)
+        (rev,) = self._write(
+            "SELECT kv_update(%s, %s, %s, %s::bigint, %s, %s, %s)",
+            (resource, namespace, name, expected_revision, value, labels, field_values),
+        )
+        return Row(namespace, name, rev, with_revision(value, rev), labels, field_values)
+
+    def delete(self, resource: str, namespace: str, name: str, expected_revision: int) -> Row:
+        """Remove the object if still at ``expected_revision``; returns its last state."""
+        rev, value, labels, field_values = self._write(
+            "SELECT * FROM kv_delete(%s, %s, %s, %s::bigint)",
+            (resource, namespace, name, expected_revision),
+        )
+        return Row(namespace, name, rev, with_revision(value, rev), labels, field_values)
+
+    def compact(self, *, min_age_seconds: float, min_revisions: int) -> int:
+        """Trim the log to what is younger than the age or within the last revisions."""
+        (target,) = self._write(
+            "SELECT kv_compact(%s::float8, %s::bigint)", (min_age_seconds, min_revisions)
+        )
+        return int(target)
+
+    def close(self) -> None:
+        """Close the pool and its connections."""
+        self._pool.close()
+
+
+def _install_schema(conn: Connection) -> None:
+    """Create what is missing; one process at a time (concurrent DDL would collide)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        conn.execute(_SCHEMA)
+
+
+def _page(
+    resource: str,
+    namespace: str | None,
+    at: int | None,
+    cursor: tuple[str, str],
+    limit: int | None,
+) -> Query:
+    """One keyset page of the current objects (``at`` None) or of the state at ``at``.
+
+    The state at ``at`` is the current objects not changed since, plus, for keys changed
+    after ``at``, the value their first later change replaced (the log keeps it)."""
+    scope, args = ("AND ns = %s", [namespace]) if namespace is not None else ("", [])
+    page, tail = ("LIMIT %s", [limit]) if limit is not None else ("", [])
+    if at is None:
+        return (
+            f"SELECT {_COLUMNS} FROM objects WHERE res = %s {scope} "
+            f"AND (ns, name) > (%s, %s) ORDER BY ns, name {page}",
+            [resource, *args, *cursor, *tail],
+        )
+    return (
+        f"SELECT {_COLUMNS} FROM objects WHERE res = %s {scope} "
+        "AND rev <= %s AND (ns, name) > (%s, %s) "
+        "UNION ALL "
+        "SELECT ns, name, prev_rev, old_value, old_labels, old_fields FROM log "
+        f"WHERE rev > %s AND res = %s {scope} AND prev_rev > 0 AND prev_rev <= %s "
+        f"AND (ns, name) > (%s, %s) ORDER BY ns, name {page}",
+        [
+            *(resource, *args, at, *cursor),
+            *(at, resource, *args, at, *cursor),
+            *tail,
+        ],
+    )
+
+
+def _counters(meta: Sequence[tuple[Any, ...]]) -> tuple[int, int]:
+    values = dict(meta)
+    return int(values["rev"]), int(values["compact_rev"])
+
+
+def _columns(obj: Mapping[str, Any], fields: Mapping[str, str]) -> tuple[bytes, bytes, bytes]:
+    labels = obj["metadata"].get("labels") or {}
+    return encode(obj), orjson.dumps(labels), orjson.dumps(dict(fields))
