@@ -12,6 +12,7 @@ from falcon.testing import TestClient
 
 from proxy import devenv
 from proxy.app import create_app
+from proxy.certs import new_ca
 from proxy.settings import Settings
 from tests.conftest import AllowAll
 
@@ -19,7 +20,11 @@ from tests.conftest import AllowAll
 def test_readyz_names_the_failing_store_check_until_the_store_opens(tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where a directory should be")
-    settings = Settings.from_env({"APISERVER_SQLITE_PATH": str(blocked / "store.db")})
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(new_ca("test-ca").cert_pem)
+    settings = Settings.from_env(
+        {"APISERVER_SQLITE_PATH": str(blocked / "store.db"), "APISERVER_CLIENT_CA_FILE": str(ca)}
+    )
     client = TestClient(create_app(settings, authorizer=AllowAll()))
     assert client.simulate_get("/livez").text == "ok"
     r = client.simulate_get("/readyz")
