@@ -114,6 +114,57 @@ class Change:
         return self.row.revision
 
 
+BATCH = 500
+"""Rows read per query when a filter may drop some of them."""
+
+
+def paginate(
+    read: Callable[[tuple[str, str], int | None], builtins.list[Row]],
+    after: tuple[str, str] | None,
+    limit: int | None,
+    match: Predicate | None,
+) -> tuple[builtins.list[Row], tuple[str, str] | None]:
+    """Assemble a page from keyset batches: ``read(cursor, n)`` gives the next ``n`` rows
+    (all when None) after ``cursor``. Returns the rows and the key to resume after, if any."""
+    rows: builtins.list[Row] = []
+    cursor = after or ("", "")
+    fetch = None if limit is None else limit + 1 if match is None else max(limit + 1, BATCH)
+    while True:
+        batch = read(cursor, fetch)
+        for row in batch:
+            if limit is not None and len(rows) == limit:
+                return rows, (rows[-1].namespace, rows[-1].name)
+            if match is None or match(row):
+                rows.append(row)
+        if fetch is None or len(batch) < fetch:
+            return rows, None
+        cursor = (batch[-1].namespace, batch[-1].name)
+
+
+def logged_change(
+    revision: int,
+    resource: str,
+    namespace: str,
+    name: str,
+    kind: int,
+    new: tuple[bytes, bytes, bytes],
+    old: tuple[bytes | None, bytes | None, bytes | None],
+) -> Change:
+    """A change from a log row: (value, labels, fields) after and before, revision spliced in."""
+    row = Row(namespace, name, revision, with_revision(new[0], revision), new[1], new[2])
+    previous = None
+    if old[0] is not None:
+        previous = Row(
+            namespace,
+            name,
+            revision,
+            with_revision(old[0], revision),
+            old[1] or b"{}",
+            old[2] or b"{}",
+        )
+    return Change(EVENT_TYPES[kind], resource, row, previous)
+
+
 class Store(Protocol):
     """What handlers need from persistence; SQLite and PostgreSQL implement it."""
 

@@ -26,7 +26,6 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from store import (
-    EVENT_TYPES,
     AlreadyExists,
     Change,
     Conflict,
@@ -36,6 +35,8 @@ from store import (
     Predicate,
     Row,
     encode,
+    logged_change,
+    paginate,
     with_revision,
 )
 
@@ -43,7 +44,6 @@ Connection = psycopg.Connection[TupleRow]
 Query = tuple[str, Sequence[Any]]
 
 ADDED, MODIFIED, DELETED = 0, 1, 2
-_BATCH = 500
 _SCHEMA_LOCK = 0x6B76_5F73_6368_656D  # pg_advisory_xact_lock key: b"kv_schem"
 
 # SQLSTATEs the write functions raise (class "KV" is not used by PostgreSQL).
@@ -254,29 +254,23 @@ class PostgresStore:
         Each batch is read with the counters on one snapshot; after the first, batches are
         rebuilt at the first batch's revision, so the page is consistent without holding a
         transaction open while ``match`` runs."""
-        rows: builtins.list[Row] = []
-        cursor = after or ("", "")
-        fetch = None if limit is None else limit + 1 if match is None else max(limit + 1, _BATCH)
         at = revision
-        while True:
+
+        def read(cursor: tuple[str, str], fetch: int | None) -> builtins.list[Row]:
+            nonlocal at
             meta, found = self._snapshot((_META, ()), _page(resource, namespace, at, cursor, fetch))
             current, compacted = _counters(meta)
             at = current if at is None else at
             if at < compacted:
                 raise Expired(at, compacted)
-            batch = [
+            return [
                 Row(ns, name, rev, with_revision(value, rev), labels, fields)
                 for ns, name, rev, value, labels, fields in found
             ]
-            for row in batch:
-                if limit is not None and len(rows) == limit:
-                    last = rows[-1]
-                    return Page(at, rows, (last.namespace, last.name))
-                if match is None or match(row):
-                    rows.append(row)
-            if fetch is None or len(batch) < fetch:
-                return Page(at, rows, None)
-            cursor = (batch[-1].namespace, batch[-1].name)
+
+        rows, resume = paginate(read, after, limit, match)
+        assert at is not None
+        return Page(at, rows, resume)
 
     def changes(
         self, after: int, *, resource: str | None = None, limit: int = 500
@@ -292,13 +286,10 @@ class PostgresStore:
                 [after, *args, limit],
             ),
         )
-        out = []
-        for rev, res, ns, name, kind, value, labels, fields, old, old_labels, old_fields in found:
-            row = Row(ns, name, rev, with_revision(value, rev), labels, fields)
-            previous = None
-            if old is not None:
-                previous = Row(ns, name, rev, with_revision(old, rev), old_labels, old_fields)
-            out.append(Change(EVENT_TYPES[kind], res, row, previous))
+        out = [
+            logged_change(rev, res, ns, name, kind, (value, labels, fields), (old, ol, of))
+            for rev, res, ns, name, kind, value, labels, fields, old, ol, of in found
+        ]
         return out, _counters(meta)[1]
 
     # writes

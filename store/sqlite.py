@@ -19,7 +19,6 @@ from typing import Any
 import orjson
 
 from store import (
-    EVENT_TYPES,
     AlreadyExists,
     Change,
     Conflict,
@@ -29,6 +28,8 @@ from store import (
     Predicate,
     Row,
     encode,
+    logged_change,
+    paginate,
     with_revision,
 )
 
@@ -51,7 +52,6 @@ CREATE TABLE IF NOT EXISTS log (
 """
 
 ADDED, MODIFIED, DELETED = 0, 1, 2
-_BATCH = 500
 _MMAP_BYTES = 1 << 30
 
 
@@ -157,22 +157,13 @@ class SQLiteStore:
             at = current if revision is None else revision
             if at < compacted:
                 raise Expired(at, compacted)
-            rows: builtins.list[Row] = []
-            cursor = after or ("", "")
-            fetch = (
-                None if limit is None else limit + 1 if match is None else max(limit + 1, _BATCH)
+            rows, resume = paginate(
+                lambda cursor, n: self._select(conn, resource, namespace, at, current, cursor, n),
+                after,
+                limit,
+                match,
             )
-            while True:
-                batch = self._select(conn, resource, namespace, at, current, cursor, fetch)
-                for row in batch:
-                    if limit is not None and len(rows) == limit:
-                        last = rows[-1]
-                        return Page(at, rows, (last.namespace, last.name))
-                    if match is None or match(row):
-                        rows.append(row)
-                if fetch is None or len(batch) < fetch:
-                    return Page(at, rows, None)
-                cursor = (batch[-1].namespace, batch[-1].name)
+            return Page(at, rows, resume)
 
     def _select(
         self,
@@ -318,13 +309,10 @@ class SQLiteStore:
                 f"FROM log WHERE rev > ? {scope} ORDER BY rev LIMIT ?",
                 [after, *args, limit],
             ).fetchall()
-        out = []
-        for rev, res, ns, name, kind, value, labels, fields, old, old_labels, old_fields, _ in rows:
-            row = Row(ns, name, rev, with_revision(value, rev), labels, fields)
-            previous = None
-            if old is not None:
-                previous = Row(ns, name, rev, with_revision(old, rev), old_labels, old_fields)
-            out.append(Change(EVENT_TYPES[kind], res, row, previous))
+        out = [
+            logged_change(rev, res, ns, name, kind, (value, labels, fields), (old, ol, of))
+            for rev, res, ns, name, kind, value, labels, fields, old, ol, of, _ in rows
+        ]
         return out, compacted
 
     def close(self) -> None:
