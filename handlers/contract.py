@@ -7,15 +7,14 @@ so any thread, process or pod can serve any request.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from handlers.kinds import Kind
+    from handlers.watching import Follower
     from store import Store
-    from store.tailer import Tailer
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +74,11 @@ class WatchEvent:
 
 @dataclass(frozen=True, slots=True)
 class WatchResult:
-    """A stream of events; it ends by itself (timeout, shutdown) or when the client leaves."""
+    """A watch: once ``follower`` is subscribed to the live changes, ``begin()`` gives the
+    events to send first (reading the starting state); then the follower picks live ones."""
 
-    events: Iterator[WatchEvent]
+    follower: Follower
+    begin: Callable[[], Iterator[WatchEvent]]
 
 
 Result = ObjectResult | ListResult | WatchResult
@@ -88,9 +89,6 @@ class Deps:
     """The dependencies the proxy gives handlers."""
 
     store: Store
-    tailer: Tailer | None = None
-    stopping: threading.Event = field(default_factory=threading.Event)
-    bookmark_seconds: float = 60.0
 
 
 Handler = Callable[[ApiRequest, Deps], Result]

@@ -1,16 +1,17 @@
-"""WATCH of the kinds this server stores (R6), from the change log through the tailer.
+"""WATCH of the kinds this server stores (R6): what a watch sends, not how it is carried.
 
-The subscription is made first, then the starting state is read (a list for resourceVersion
-unset or 0, the log after N otherwise), and live changes at or below what was already sent
-are skipped: no gap, no duplicate. A label or field selector turns an object entering it into
-ADDED and one leaving it into DELETED, as kube's watch cache does.
+The proxy subscribes the watch's :class:`Follower` to its process's fan-out first, then asks
+for the starting events (a list for resourceVersion unset or 0, the log after N otherwise);
+live changes at or below what was already sent are skipped: no gap, no duplicate. A label or
+field selector turns an object entering it into ADDED and one leaving it into DELETED, as
+kube's watch cache does.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Hashable, Iterator
 
 import orjson
 
@@ -18,16 +19,13 @@ from handlers.contract import ApiRequest, Deps, WatchEvent, WatchResult
 from handlers.errors import ApiError
 from handlers.kinds import Kind
 from handlers.params import non_negative
-from store import Change, Predicate, Row
-from store.tailer import Subscription
+from store import BATCH, Change, Predicate, Row, Store
 
 MIN_LIFETIME, MAX_LIFETIME = 1800.0, 3600.0  # kube-apiserver's 30-60 minutes
-_WAIT = 1.0  # longest sleep between checks of the deadline and shutdown
 
 
 def watch(request: ApiRequest, deps: Deps, match: Predicate | None) -> WatchResult:
-    """Start a watch; ``match`` is the selectors' filter (None: everything)."""
-    kind = request.kind
+    """Describe a watch; ``match`` is the selectors' filter (None: everything)."""
     if request.param("sendInitialEvents") in ("true", "1"):
         raise ApiError(
             422,
@@ -35,23 +33,21 @@ def watch(request: ApiRequest, deps: Deps, match: Predicate | None) -> WatchResu
             'ListOptions.meta.k8s.io "" is invalid: sendInitialEvents: Forbidden: '
             "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
         )
-    if deps.tailer is None:
-        raise ApiError(503, "ServiceUnavailable", "watch is not available")
     lifetime = _lifetime(request.param("timeoutSeconds"))
     version = request.param("resourceVersion")
-    subscription = deps.tailer.subscribe(kind.plural, request.namespace)
-    try:
-        if version in ("", "0"):
-            page = deps.store.list(kind.plural, request.namespace, match=match)
-            initial = [WatchEvent("ADDED", row.body) for row in page.rows]
-            start, replay = page.revision, False
-        else:
-            start, initial, replay = non_negative(version, "resource version"), [], True
-    except BaseException:
-        deps.tailer.unsubscribe(subscription)
-        raise
-    stream = _Stream(request, deps, subscription, match or _everything, start)
-    return WatchResult(stream.run(initial, replay, lifetime))
+    replay = version not in ("", "0")
+    start = non_negative(version, "resource version") if replay else 0
+    selectors = (request.param("labelSelector"), request.param("fieldSelector"))
+    follower = Follower(request, match or _everything, selectors, start, lifetime)
+
+    def begin() -> Iterator[WatchEvent]:
+        if replay:
+            return follower.replay(deps.store)
+        page = deps.store.list(follower.resource, follower.namespace, match=match)
+        follower.last = page.revision
+        return iter([WatchEvent("ADDED", row.body) for row in page.rows])
+
+    return WatchResult(follower, begin)
 
 
 def _everything(row: Row) -> bool:
@@ -65,80 +61,78 @@ def _lifetime(value: str) -> float:
     return float(seconds)
 
 
-class _Stream:
-    """The events of one watch."""
+class Follower:
+    """One watch's view of the change log: which changes it gets, and as which events."""
 
     def __init__(
-        self, request: ApiRequest, deps: Deps, sub: Subscription, match: Predicate, start: int
+        self,
+        request: ApiRequest,
+        match: Predicate,
+        selectors: tuple[str, str],
+        start: int,
+        lifetime: float,
     ) -> None:
-        self._kind: Kind = request.kind
-        self._namespace = request.namespace
-        self._bookmarks = request.param("allowWatchBookmarks") in ("true", "1")
-        self._deps = deps
-        self._sub = sub
+        self.kind: Kind = request.kind
+        self.resource = request.kind.plural
+        self.namespace = request.namespace
+        self.bookmarks = request.param("allowWatchBookmarks") in ("true", "1")
+        self.deadline = time.monotonic() + lifetime
+        self.last = start  # the newest revision already sent (or skipped)
+        self.expired = False  # the start revision was compacted: the watch ends after the ERROR
+        # Watches with equal keys get equal events from a change: computed once for all.
+        self.key: Hashable = (self.resource, self.namespace, selectors)
         self._match = match
-        self._last = start
 
-    def run(self, initial: list[WatchEvent], replay: bool, lifetime: float) -> Iterator[WatchEvent]:
-        tailer = self._deps.tailer
-        assert tailer is not None
-        try:
-            yield from initial
-            if replay:
-                expired = yield from self._replay()
-                if expired:
-                    return
-            deadline = time.monotonic() + lifetime
-            bookmark_at = time.monotonic() + self._deps.bookmark_seconds
-            while not self._deps.stopping.is_set() and not self._sub.overflowed:
-                now = time.monotonic()
-                if now >= deadline:
-                    return
-                seen = tailer.revision
-                for change in self._sub.take(min(_WAIT, deadline - now)):
-                    yield from self._event(change)
-                if self._bookmarks and time.monotonic() >= bookmark_at:
-                    bookmark_at = time.monotonic() + self._deps.bookmark_seconds
-                    yield self._bookmark(max(self._last, seen))
-        finally:
-            tailer.unsubscribe(self._sub)
-
-    def _replay(self) -> Generator[WatchEvent, None, bool]:
-        """The logged changes after the start revision; True when those are compacted away."""
-        store = self._deps.store
-        start = self._last
+    def replay(self, store: Store) -> Iterator[WatchEvent]:
+        """The logged changes after the start revision, or a 410 ERROR if they are gone."""
+        start = self.last
         while True:
-            changes, compacted = store.changes(self._last, resource=self._kind.plural)
+            changes, compacted = store.changes(self.last, resource=self.resource)
             if start < compacted:
+                self.expired = True
                 yield _expired(start, compacted)
-                return True
+                return
             for change in changes:
-                yield from self._event(change)
-            if len(changes) < 500:
-                return False
+                yield from self.follow(change)
+            if len(changes) < BATCH:
+                return
 
-    def _event(self, change: Change) -> Iterator[WatchEvent]:
-        if change.revision <= self._last:
-            return
-        self._last = change.revision
-        if self._namespace is not None and change.row.namespace != self._namespace:
-            return
+    def follow(
+        self, change: Change, memo: dict[Hashable, list[WatchEvent]] | None = None
+    ) -> list[WatchEvent]:
+        """The events ``change`` makes on this watch; none for what was already sent.
+
+        ``memo`` shares the work between the watches of one process that have equal keys."""
+        if change.revision <= self.last:
+            return []
+        self.last = change.revision
+        if memo is None:
+            return self._events(change)
+        key = (self.key, change.revision)
+        events = memo.get(key)
+        if events is None:
+            events = memo[key] = self._events(change)
+        return events
+
+    def _events(self, change: Change) -> list[WatchEvent]:
+        if self.namespace is not None and change.row.namespace != self.namespace:
+            return []
         if change.type == "DELETED":
-            if self._match(change.row):
-                yield WatchEvent("DELETED", change.row.body)
-            return
+            return [WatchEvent("DELETED", change.row.body)] if self._match(change.row) else []
         now = self._match(change.row)
         before = change.previous is not None and self._match(change.previous)
         if now:
-            yield WatchEvent("MODIFIED" if before else "ADDED", change.row.body)
-        elif before and change.previous is not None:
-            yield WatchEvent("DELETED", change.previous.body)
+            return [WatchEvent("MODIFIED" if before else "ADDED", change.row.body)]
+        if before and change.previous is not None:
+            return [WatchEvent("DELETED", change.previous.body)]
+        return []
 
-    def _bookmark(self, revision: int) -> WatchEvent:
+    def bookmark(self, revision: int) -> WatchEvent:
+        """A BOOKMARK: everything up to ``revision`` was sent."""
         body = {
-            "kind": self._kind.kind,
-            "apiVersion": self._kind.api_version,
-            "metadata": {"resourceVersion": str(revision)},
+            "kind": self.kind.kind,
+            "apiVersion": self.kind.api_version,
+            "metadata": {"resourceVersion": str(max(revision, self.last))},
         }
         return WatchEvent("BOOKMARK", orjson.dumps(body))
 

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -22,7 +22,7 @@ import falcon
 import orjson
 
 from handlers import kinds
-from handlers.contract import ApiRequest, Deps, User, WatchResult
+from handlers.contract import ApiRequest, Deps, User, WatchEvent, WatchResult
 from handlers.errors import (
     GROUP,
     GROUP_VERSION,
@@ -41,8 +41,10 @@ from proxy import authz, lifecycle
 from proxy.authconfig import AuthConfig, AuthConfigSource, from_configmap, from_settings
 from proxy.authn import ANONYMOUS, Authenticator, TokenReviewer
 from proxy.discovery import Discovery, Document
+from proxy.fanout import FanOut, Watch
 from proxy.negotiation import JSON, Output, decode_body, media_type, negotiate, parse_accept
 from proxy.openapi import V2_PROTOBUF, OpenAPI
+from proxy.outlets import outlet_for
 from proxy.render import INCLUDE_OBJECT, render, watch_event
 from proxy.requestinfo import RequestInfo, parse
 from proxy.reviewcache import ReviewCache
@@ -50,7 +52,6 @@ from proxy.settings import Settings
 from store import Store
 from store.compactor import start_compactor
 from store.sqlite import SQLiteStore
-from store.tailer import Tailer
 
 log = logging.getLogger("apiserver")
 
@@ -71,6 +72,7 @@ _REASONS = {
     504: "Timeout",
 }
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_WRITES = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
 def open_store(settings: Settings) -> Store:
@@ -88,7 +90,7 @@ class StoreHolder:
     def __init__(self, settings: Settings, store: Store | None) -> None:
         self._settings = settings
         self._store = store
-        self._tailer: Tailer | None = None
+        self._fanout: FanOut | None = None
         self._error = ""
         self._lock = threading.Lock()
 
@@ -107,18 +109,26 @@ class StoreHolder:
         return self._store
 
     def deps(self) -> Deps:
-        """What handlers get: the store, this process's log tailer and the shutdown signal."""
-        store = self.get()
-        if self._tailer is None:
+        """What handlers get."""
+        return Deps(store=self.get())
+
+    def fanout(self) -> FanOut:
+        """This process's watch fan-out, started on the first watch."""
+        if self._fanout is None:
+            store = self.get()
             with self._lock:
-                if self._tailer is None:
-                    self._tailer = Tailer(store)
-        return Deps(
-            store=store,
-            tailer=self._tailer,
-            stopping=lifecycle.stopping,
-            bookmark_seconds=self._settings.watch_bookmark_seconds,
-        )
+                if self._fanout is None:
+                    self._fanout = FanOut(
+                        store,
+                        lifecycle.stopping,
+                        bookmark_seconds=self._settings.watch_bookmark_seconds,
+                    )
+        return self._fanout
+
+    def written(self) -> None:
+        """A write committed here: this process's watches need not wait for the next tick."""
+        if self._fanout is not None:
+            self._fanout.poke()
 
     def check(self) -> str:
         """Empty when the store is open, else the reason it is not."""
@@ -330,8 +340,10 @@ class Resources:
         result = handler(request, self._holder.deps())
         resp.content_type = output.media_type
         if isinstance(result, WatchResult):
-            resp.stream = _stream(kind, result, output, request.param("includeObject"))
+            resp.stream = _watch(self._holder.fanout(), req.env, result, output, request)
             return
+        if info.verb in _WRITES:
+            self._holder.written()
         resp.data = render(kind, result, output, request.param("includeObject"))
         status = getattr(result, "status", 200)
         resp.status = falcon.code_to_http_status(status)
@@ -359,29 +371,57 @@ class Resources:
         return data
 
 
-def _stream(
-    kind: kinds.Kind, result: WatchResult, output: Output, include_object: str
+def _watch(
+    fanout: FanOut,
+    environ: dict[str, Any],
+    result: WatchResult,
+    output: Output,
+    request: ApiRequest,
 ) -> Iterator[bytes]:
-    """The watch body: headers at once (an empty first chunk), then one line per event.
+    """Subscribe, then read the starting state (errors still become a Status), then stream."""
+    include_object = request.param("includeObject")
+    if include_object not in INCLUDE_OBJECT:
+        raise bad_request(f'invalid includeObject value "{include_object}"')
+    watch = fanout.subscribe(result.follower)
+    try:
+        initial = result.begin()
+    except BaseException:
+        fanout.cancel(watch)
+        raise
+    render = functools.partial(watch_event, request.kind, output=output, include=include_object)
+    return _stream(fanout, watch, environ, initial, render, (output, include_object))
+
+
+def _stream(
+    fanout: FanOut,
+    watch: Watch,
+    environ: dict[str, Any],
+    initial: Iterator[WatchEvent],
+    render: Callable[[WatchEvent, bool], bytes],
+    render_key: Hashable,
+) -> Iterator[bytes]:
+    """The watch body: headers at once (an empty first chunk), the starting events from this
+    thread, then the live ones from the fan-out.
 
     Errors after the first byte cannot become a response any more; they end the stream
     with an ERROR event instead of a cut connection."""
-    if include_object not in INCLUDE_OBJECT:
-        raise bad_request(f'invalid includeObject value "{include_object}"')
-    yield b""
-    first = True
     try:
-        for event in result.events:
-            yield watch_event(kind, event, output, include_object, first=first)
+        yield b""
+        first = True
+        for event in initial:
+            yield render(event, first)
             first = False
+        if watch.follower.expired:
+            return
+        outlet = outlet_for(environ)
+        fanout.carry(watch, outlet, render, render_key, first=first)
+        yield from outlet.relay()
     except Exception:
         log.exception("watch stream failed")
         error = internal_error("the watch failed").status()
         yield b'{"type":"ERROR","object":%s}\n' % orjson.dumps(error)
     finally:
-        close = getattr(result.events, "close", None)
-        if close is not None:
-            close()
+        fanout.cancel(watch)
 
 
 def _on_api_error(req: falcon.Request, resp: falcon.Response, ex: ApiError, _: Any) -> None:

@@ -72,7 +72,7 @@ def _list(kind: Kind, result: ListResult, output: Output, include_object: str) -
 
 
 def watch_event(
-    kind: Kind, event: WatchEvent, output: Output, include_object: str, *, first: bool
+    kind: Kind, event: WatchEvent, first: bool, *, output: Output, include: str
 ) -> bytes:
     """One line of a watch stream; in a Table watch only the first carries the columns."""
     if output.form == "object" or event.type in ("ERROR", "BOOKMARK"):
@@ -87,7 +87,7 @@ def watch_event(
             [obj],
             output.version,
             {"resourceVersion": version},
-            include_object,
+            include,
             with_columns=first,
         )
     return orjson.dumps({"type": event.type, "object": rendered}) + b"\n"

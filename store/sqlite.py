@@ -1,9 +1,10 @@
 """The embedded store: one SQLite file in WAL mode, safe for many processes and threads.
 
 Writers take ``BEGIN IMMEDIATE`` behind a per-process lock (SQLite's busy handler is a sleep
-loop, not a queue, so in-process contention is resolved here); readers use one connection
-per thread. The revision counter is a row bumped inside each write transaction, so revisions
-commit in order and the change log never has a hole.
+loop, not a queue, so in-process contention is resolved here); every operation borrows a
+connection from a pool that grows to the most operations ever run at once (threads that only
+wait, such as parked watches, hold none). The revision counter is a row bumped inside each
+write transaction, so revisions commit in order and the change log never has a hole.
 """
 
 from __future__ import annotations
@@ -62,30 +63,39 @@ class SQLiteStore:
         self._path = path
         self._synchronous = synchronous
         self._write_lock = threading.Lock()
-        self._local = threading.local()
+        self._idle: list[sqlite3.Connection] = []  # list.pop/append are atomic
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        conn = self._connection()
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode=WAL")
-        with self._transaction(conn):
-            conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        with self._borrow() as conn:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            with self._transaction(conn):
+                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
 
     # connections and transactions
 
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            # The timeout sets the busy handler before any statement runs.
-            conn = sqlite3.connect(
-                self._path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            # Reads through a shared mapping: no read() per page, one copy for all threads.
-            conn.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
-            self._local.conn = conn
-            with self._connections_lock:
-                self._connections.append(conn)
+    @contextmanager
+    def _borrow(self) -> Iterator[sqlite3.Connection]:
+        """An idle connection (or a new one) for the duration of one operation."""
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = self._open()
+        try:
+            yield conn
+        finally:
+            self._idle.append(conn)
+
+    def _open(self) -> sqlite3.Connection:
+        # The timeout sets the busy handler before any statement runs.
+        conn = sqlite3.connect(
+            self._path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        # Reads through a shared mapping: no read() per page, one copy for all threads.
+        conn.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
+        with self._connections_lock:
+            self._connections.append(conn)
         return conn
 
     @contextmanager
@@ -100,8 +110,7 @@ class SQLiteStore:
     @contextmanager
     def _write(self) -> Iterator[tuple[sqlite3.Connection, int]]:
         """A write transaction holding the next revision."""
-        conn = self._connection()
-        with self._write_lock, self._transaction(conn):
+        with self._write_lock, self._borrow() as conn, self._transaction(conn):
             conn.execute("BEGIN IMMEDIATE")
             (rev,) = conn.execute(
                 "UPDATE meta SET v = v + 1 WHERE k = 'rev' RETURNING v"
@@ -112,8 +121,7 @@ class SQLiteStore:
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A short read transaction: every statement in it sees one snapshot."""
-        conn = self._connection()
-        with self._transaction(conn):
+        with self._borrow() as conn, self._transaction(conn):
             conn.execute("BEGIN")
             yield conn
             conn.execute("COMMIT")
@@ -122,20 +130,18 @@ class SQLiteStore:
 
     def revision(self) -> int:
         """The latest committed revision."""
-        (rev,) = self._connection().execute("SELECT v FROM meta WHERE k = 'rev'").fetchone()
+        with self._borrow() as conn:
+            (rev,) = conn.execute("SELECT v FROM meta WHERE k = 'rev'").fetchone()
         return int(rev)
 
     def get(self, resource: str, namespace: str, name: str) -> Row | None:
         """The current object, or None."""
-        found = (
-            self._connection()
-            .execute(
+        with self._borrow() as conn:
+            found = conn.execute(
                 "SELECT rev, value, labels, fields FROM objects "
                 "WHERE res = ? AND ns = ? AND name = ?",
                 (resource, namespace, name),
-            )
-            .fetchone()
-        )
+            ).fetchone()
         if found is None:
             return None
         rev, value, labels, fields = found
@@ -280,20 +286,18 @@ class SQLiteStore:
 
     def compact(self, *, min_age_seconds: float, min_revisions: int) -> int:
         """Trim the log to what is younger than the age or within the last revisions."""
-        with self._write_lock:
-            conn = self._connection()
-            with self._transaction(conn):
-                conn.execute("BEGIN IMMEDIATE")
-                current, compacted = _meta(conn)
-                (by_age,) = conn.execute(
-                    "SELECT COALESCE(MAX(rev), 0) FROM log WHERE ts < ?",
-                    (time.time() - min_age_seconds,),
-                ).fetchone()
-                target = max(compacted, min(by_age, current - min_revisions))
-                if target > compacted:
-                    conn.execute("DELETE FROM log WHERE rev <= ?", (target,))
-                    conn.execute("UPDATE meta SET v = ? WHERE k = 'compact_rev'", (target,))
-                conn.execute("COMMIT")
+        with self._write_lock, self._borrow() as conn, self._transaction(conn):
+            conn.execute("BEGIN IMMEDIATE")
+            current, compacted = _meta(conn)
+            (by_age,) = conn.execute(
+                "SELECT COALESCE(MAX(rev), 0) FROM log WHERE ts < ?",
+                (time.time() - min_age_seconds,),
+            ).fetchone()
+            target = max(compacted, min(by_age, current - min_revisions))
+            if target > compacted:
+                conn.execute("DELETE FROM log WHERE rev <= ?", (target,))
+                conn.execute("UPDATE meta SET v = ? WHERE k = 'compact_rev'", (target,))
+            conn.execute("COMMIT")
         return int(target)
 
     def changes(
@@ -321,7 +325,7 @@ class SQLiteStore:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
-        self._local = threading.local()
+        self._idle.clear()
 
 
 def _meta(conn: sqlite3.Connection) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,8 +40,9 @@ def test_log_rows_carry_type_and_previous_revision(tmp_path: Path) -> None:
     b = store.create("r", "ns", "b", obj("b"), {})
     store.update("r", "ns", "a", a.revision, obj("a", x="1"), {})
     store.delete("r", "ns", "b", b.revision)
-    log = store._connection().execute("SELECT rev, type, prev_rev FROM log ORDER BY rev")
-    assert log.fetchall() == [(1, 0, 0), (2, 0, 0), (3, 1, 1), (4, 2, 2)]
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        log = conn.execute("SELECT rev, type, prev_rev FROM log ORDER BY rev").fetchall()
+    assert log == [(1, 0, 0), (2, 0, 0), (3, 1, 1), (4, 2, 2)]
 
 
 def _writer(path: str, worker: int, count: int) -> None:

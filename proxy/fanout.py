@@ -1,0 +1,298 @@
+"""One thread per worker process carries every watch of that process.
+
+It reads the change log (one query per tick for all watches, at once after a local write),
+works out each change's events once per distinct watch (kind, namespace, selectors), encodes
+each event once per output form, and writes them to the watches' sockets without blocking.
+A watch whose client does not keep up is cut once its unsent bytes pass a bound: the client
+resumes from its last resourceVersion and the others never wait for it. The same thread
+sends bookmarks, ends watches at their deadline or at shutdown, and notices clients leaving.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import selectors
+import threading
+import time
+from collections.abc import Callable, Hashable
+
+from handlers.contract import WatchEvent
+from handlers.watching import Follower
+from proxy.outlets import Outlet
+from store import Change, Store
+from store.tailer import Tailer
+
+log = logging.getLogger("apiserver.watch")
+
+Render = Callable[[WatchEvent, bool], bytes]  # (event, first of the stream) -> one line
+
+MAX_WAITING = 1000  # changes held for a watch still sending its starting events
+MAX_UNSENT = 1 << 20  # bytes a client may fall behind before its watch is cut
+_TIMERS = 0.1  # seconds between looks at deadlines, bookmarks and shutdown
+
+
+class Watch:
+    """One watch, from its subscription to its end."""
+
+    __slots__ = (
+        "bookmark_at",
+        "first",
+        "follower",
+        "held",
+        "out",
+        "outlet",
+        "overflowed",
+        "render",
+        "render_key",
+        "writing",
+    )
+
+    def __init__(self, follower: Follower) -> None:
+        self.follower = follower
+        self.outlet: Outlet | None = None
+        self.render: Render | None = None
+        self.render_key: Hashable = None
+        self.first = True  # no event sent yet (a Table's first row carries the columns)
+        self.held: list[Change] = []  # changes that came while the starting events went out
+        self.overflowed = False
+        self.bookmark_at = 0.0
+        self.out: list[bytes] = []  # encoded events of this tick
+        self.writing = False  # waiting for the socket to take more
+
+
+class FanOut:
+    """The change log of ``store``, carried to this process's watches."""
+
+    def __init__(
+        self,
+        store: Store,
+        stopping: threading.Event,
+        *,
+        interval: float = 0.02,
+        bookmark_seconds: float = 60.0,
+    ) -> None:
+        self._tailer = Tailer(store)
+        self._stopping = stopping
+        self._interval = interval
+        self._bookmark_seconds = bookmark_seconds
+        self._lock = threading.Lock()  # the registries below, and the revision
+        self._waiting: dict[str, set[Watch]] = collections.defaultdict(set)
+        self._carried: dict[str, set[Watch]] = collections.defaultdict(set)
+        self._adopted: list[Watch] = []
+        self._cancelled: list[Watch] = []
+        self._selector = selectors.DefaultSelector()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._thread = threading.Thread(target=self._run, name="watch-fan-out", daemon=True)
+        self._thread.start()
+
+    # called from request threads
+
+    def subscribe(self, follower: Follower) -> Watch:
+        """Hold every change read from now on for ``follower`` until it is carried."""
+        watch = Watch(follower)
+        with self._lock:
+            self._waiting[follower.resource].add(watch)
+        return watch
+
+    def carry(
+        self, watch: Watch, outlet: Outlet, render: Render, render_key: Hashable, *, first: bool
+    ) -> None:
+        """The starting events are out: from now on this thread writes the watch's events."""
+        watch.outlet, watch.render, watch.render_key = outlet, render, render_key
+        watch.first = first
+        with self._lock:
+            self._adopted.append(watch)  # changes are held for it until this thread takes it
+        self.poke()
+
+    def cancel(self, watch: Watch) -> None:
+        """The request ended early: an error, or a client that left a relayed stream."""
+        with self._lock:
+            self._waiting[watch.follower.resource].discard(watch)
+            if watch in self._adopted:
+                self._adopted.remove(watch)
+            elif watch in self._carried[watch.follower.resource]:
+                self._cancelled.append(watch)
+        self.poke()
+
+    def poke(self) -> None:
+        """Look at the log now (a local write) rather than at the next tick."""
+        with contextlib.suppress(BlockingIOError):  # full: already awake
+            os.write(self._wake_write, b".")
+
+    # the fan-out thread
+
+    def _run(self) -> None:
+        read_at = timers_at = 0.0
+        while True:
+            try:
+                woken = self._wait(max(0.0, min(read_at, timers_at) - time.monotonic()))
+                now = time.monotonic()
+                changes: list[Change] = []
+                if woken or now >= read_at:
+                    changes = self._read()
+                    read_at = now + self._interval
+                with self._lock:
+                    self._take_adopted(now)
+                    self._dispatch(changes)
+                    if now >= timers_at:
+                        self._timers(now)
+                        timers_at = now + _TIMERS
+            except Exception:
+                log.exception("the watch fan-out failed a step")
+                time.sleep(self._interval)
+
+    def _wait(self, timeout: float) -> bool:
+        """Serve ready sockets; True when poked."""
+        woken = False
+        for key, mask in self._selector.select(timeout):
+            if key.data is None:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._wake_read, 4096):
+                        pass
+                woken = True
+                continue
+            watch: Watch = key.data
+            outlet = watch.outlet
+            assert outlet is not None
+            if mask & selectors.EVENT_READ and outlet.left():
+                with self._lock:
+                    self._end(watch, abort=True)
+            elif mask & selectors.EVENT_WRITE and outlet.flush():
+                self._writing(watch, False)
+        return woken
+
+    def _read(self) -> list[Change]:
+        try:
+            return self._tailer.read()
+        except Exception:
+            log.exception("reading the change log failed")
+            return []
+
+    def _take_adopted(self, now: float) -> None:
+        adopted, self._adopted = self._adopted, []
+        cancelled, self._cancelled = self._cancelled, []
+        for watch in cancelled:
+            self._end(watch, abort=True)
+        for watch in adopted:
+            self._waiting[watch.follower.resource].discard(watch)
+            outlet = watch.outlet
+            assert outlet is not None
+            outlet.start()
+            if watch.overflowed:
+                outlet.finish()
+                continue
+            self._carried[watch.follower.resource].add(watch)
+            fd = outlet.fileno()
+            if fd is not None:
+                self._selector.register(fd, selectors.EVENT_READ, watch)
+            watch.bookmark_at = now + self._bookmark_seconds
+            for change in watch.held:
+                self._encode(watch, change, {}, {})
+            watch.held = []
+            self._send(watch)
+
+    def _dispatch(self, changes: list[Change]) -> None:
+        """Hand each change to the watches of its resource, each event encoded once."""
+        events: dict[Hashable, list[WatchEvent]] = {}
+        lines: dict[Hashable, bytes] = {}
+        touched: set[Watch] = set()
+        for change in changes:
+            for watch in self._waiting.get(change.resource, ()):
+                if len(watch.held) >= MAX_WAITING:
+                    watch.overflowed, watch.held = True, []
+                elif not watch.overflowed:
+                    watch.held.append(change)
+            for watch in self._carried.get(change.resource, ()):
+                if self._encode(watch, change, events, lines):
+                    touched.add(watch)
+        for watch in touched:
+            self._send(watch)
+
+    def _encode(
+        self,
+        watch: Watch,
+        change: Change,
+        events: dict[Hashable, list[WatchEvent]],
+        lines: dict[Hashable, bytes],
+    ) -> bool:
+        """Queue the lines ``change`` makes on ``watch``; True if there were any."""
+        render = watch.render
+        assert render is not None
+        found = watch.follower.follow(change, events)
+        for event in found:
+            if watch.first:
+                watch.out.append(render(event, True))
+                watch.first = False
+                continue
+            key = (change.revision, event.type, watch.render_key)
+            line = lines.get(key)
+            if line is None:
+                line = lines[key] = render(event, False)
+            watch.out.append(line)
+        return bool(found)
+
+    def _send(self, watch: Watch) -> None:
+        outlet = watch.outlet
+        assert outlet is not None
+        if watch.out:
+            data = b"".join(watch.out)
+            watch.out.clear()
+            try:
+                flushed = outlet.send(data)
+            except OSError:
+                self._end(watch, abort=True)
+                return
+            if outlet.pending > MAX_UNSENT:
+                log.info("cut a watch of %s: its client fell behind", watch.follower.resource)
+                self._end(watch, abort=True)
+            elif not flushed:
+                self._writing(watch, True)
+
+    def _writing(self, watch: Watch, writing: bool) -> None:
+        outlet = watch.outlet
+        fd = None if outlet is None else outlet.fileno()
+        if fd is None or watch.writing == writing:
+            return
+        watch.writing = writing
+        mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if writing else 0)
+        self._selector.modify(fd, mask, watch)
+
+    def _timers(self, now: float) -> None:
+        stopping = self._stopping.is_set()
+        for watches in self._carried.values():
+            for watch in list(watches):
+                follower = watch.follower
+                if stopping or now >= follower.deadline:
+                    self._end(watch, abort=False)
+                elif follower.bookmarks and now >= watch.bookmark_at:
+                    watch.bookmark_at = now + self._bookmark_seconds
+                    render = watch.render
+                    assert render is not None
+                    watch.out.append(render(follower.bookmark(self._tailer.revision), False))
+                    self._send(watch)
+
+    def _end(self, watch: Watch, *, abort: bool) -> None:
+        """Stop carrying ``watch`` and let its request finish."""
+        watches = self._carried.get(watch.follower.resource)
+        if watches is None or watch not in watches:
+            return
+        watches.discard(watch)
+        outlet = watch.outlet
+        assert outlet is not None
+        fd = outlet.fileno()
+        if fd is not None:
+            self._selector.unregister(fd)
+        try:
+            clean = not abort and outlet.flush()
+        except OSError:
+            clean = False
+        if clean:
+            outlet.finish()
+        else:
+            outlet.abort()
