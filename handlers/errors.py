@@ -174,6 +174,17 @@ def service_unavailable(message: str) -> ApiError:
     return ApiError(503, "ServiceUnavailable", message)
 
 
+def too_many_requests() -> ApiError:
+    """kube-apiserver's answer when it is at its limit; clients retry after a second."""
+    return ApiError(
+        429,
+        "TooManyRequests",
+        "Too many requests, please try again later.",
+        {"retryAfterSeconds": 1},
+        headers={"Retry-After": "1"},
+    )
+
+
 def too_large_resource_version(requested: int, current: int) -> ApiError:
     return ApiError(
         504,

@@ -118,9 +118,11 @@ class StoreHolder:
             store = self.get()
             with self._lock:
                 if self._fanout is None:
+                    threads = self._settings.threads
                     self._fanout = FanOut(
                         store,
                         lifecycle.stopping,
+                        max_watches=threads - max(8, threads // 8),  # the rest: short requests
                         bookmark_seconds=self._settings.watch_bookmark_seconds,
                     )
         return self._fanout

@@ -3,8 +3,9 @@
 It reads the change log (one query per tick for all watches, at once after a local write),
 works out each change's events once per distinct watch (kind, namespace, selectors), encodes
 each event once per output form, and writes them to the watches' sockets without blocking.
-A watch whose client does not keep up is cut once its unsent bytes pass a bound: the client
-resumes from its last resourceVersion and the others never wait for it. The same thread
+A watch whose client does not keep up (more than a bound of unread bytes for more than
+a moment) is cut: the client resumes from its last resourceVersion and the others never
+wait for it. Queued lines are shared between watches, not copied. The same thread
 sends bookmarks, ends watches at their deadline or at shutdown, and notices clients leaving.
 """
 
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable, Hashable
 
 from handlers.contract import WatchEvent
+from handlers.errors import too_many_requests
 from handlers.watching import Follower
 from proxy.outlets import Outlet
 from store import Change, Store
@@ -30,7 +32,8 @@ log = logging.getLogger("apiserver.watch")
 Render = Callable[[WatchEvent, bool], bytes]  # (event, first of the stream) -> one line
 
 MAX_WAITING = 1000  # changes held for a watch still sending its starting events
-MAX_UNSENT = 1 << 20  # bytes a client may fall behind before its watch is cut
+MAX_UNSENT = 1 << 20  # bytes a client may leave unread, ...
+STALL_SECONDS = 2.0  # ... for at most this long, before its watch is cut
 _TIMERS = 0.1  # seconds between looks at deadlines, bookmarks and shutdown
 
 
@@ -38,6 +41,7 @@ class Watch:
     """One watch, from its subscription to its end."""
 
     __slots__ = (
+        "behind_since",
         "bookmark_at",
         "first",
         "follower",
@@ -59,6 +63,7 @@ class Watch:
         self.held: list[Change] = []  # changes that came while the starting events went out
         self.overflowed = False
         self.bookmark_at = 0.0
+        self.behind_since = 0.0  # since when more than MAX_UNSENT is unread (0: it is not)
         self.out: list[bytes] = []  # encoded events of this tick
         self.writing = False  # waiting for the socket to take more
 
@@ -71,14 +76,17 @@ class FanOut:
         store: Store,
         stopping: threading.Event,
         *,
+        max_watches: int,
         interval: float = 0.02,
         bookmark_seconds: float = 60.0,
     ) -> None:
         self._tailer = Tailer(store)
+        self._max_watches = max_watches
         self._stopping = stopping
         self._interval = interval
         self._bookmark_seconds = bookmark_seconds
-        self._lock = threading.Lock()  # the registries below, and the revision
+        self._lock = threading.Lock()  # the registries below
+        self._watches: set[Watch] = set()  # every watch from its subscription to its end
         self._waiting: dict[str, set[Watch]] = collections.defaultdict(set)
         self._carried: dict[str, set[Watch]] = collections.defaultdict(set)
         self._adopted: list[Watch] = []
@@ -94,9 +102,13 @@ class FanOut:
     # called from request threads
 
     def subscribe(self, follower: Follower) -> Watch:
-        """Hold every change read from now on for ``follower`` until it is carried."""
+        """Hold every change read from now on for ``follower`` until it is carried; 429 when
+        this process has as many watches as it may (each holds a request thread)."""
         watch = Watch(follower)
         with self._lock:
+            if len(self._watches) >= self._max_watches:
+                raise too_many_requests()
+            self._watches.add(watch)
             self._waiting[follower.resource].add(watch)
         return watch
 
@@ -113,11 +125,15 @@ class FanOut:
     def cancel(self, watch: Watch) -> None:
         """The request ended early: an error, or a client that left a relayed stream."""
         with self._lock:
+            if watch not in self._watches:
+                return  # already ended
             self._waiting[watch.follower.resource].discard(watch)
             if watch in self._adopted:
                 self._adopted.remove(watch)
-            elif watch in self._carried[watch.follower.resource]:
-                self._cancelled.append(watch)
+            if watch not in self._carried[watch.follower.resource]:
+                self._watches.discard(watch)
+                return
+            self._cancelled.append(watch)
         self.poke()
 
     def poke(self) -> None:
@@ -185,6 +201,7 @@ class FanOut:
             assert outlet is not None
             outlet.start()
             if watch.overflowed:
+                self._watches.discard(watch)
                 outlet.finish()
                 continue
             self._carried[watch.follower.resource].add(watch)
@@ -241,17 +258,13 @@ class FanOut:
         outlet = watch.outlet
         assert outlet is not None
         if watch.out:
-            data = b"".join(watch.out)
-            watch.out.clear()
+            lines, watch.out = watch.out, []
             try:
-                flushed = outlet.send(data)
+                flushed = outlet.send(lines)
             except OSError:
                 self._end(watch, abort=True)
                 return
-            if outlet.pending > MAX_UNSENT:
-                log.info("cut a watch of %s: its client fell behind", watch.follower.resource)
-                self._end(watch, abort=True)
-            elif not flushed:
+            if not flushed:
                 self._writing(watch, True)
 
     def _writing(self, watch: Watch, writing: bool) -> None:
@@ -270,6 +283,9 @@ class FanOut:
                 follower = watch.follower
                 if stopping or now >= follower.deadline:
                     self._end(watch, abort=False)
+                elif self._stalled(watch, now):
+                    log.info("cut a watch of %s: its client stopped reading", follower.resource)
+                    self._end(watch, abort=True)
                 elif follower.bookmarks and now >= watch.bookmark_at:
                     watch.bookmark_at = now + self._bookmark_seconds
                     render = watch.render
@@ -277,12 +293,21 @@ class FanOut:
                     watch.out.append(render(follower.bookmark(self._tailer.revision), False))
                     self._send(watch)
 
+    def _stalled(self, watch: Watch, now: float) -> bool:
+        assert watch.outlet is not None
+        if watch.outlet.pending <= MAX_UNSENT:
+            watch.behind_since = 0.0
+        elif not watch.behind_since:
+            watch.behind_since = now
+        return bool(watch.behind_since) and now - watch.behind_since > STALL_SECONDS
+
     def _end(self, watch: Watch, *, abort: bool) -> None:
         """Stop carrying ``watch`` and let its request finish."""
         watches = self._carried.get(watch.follower.resource)
         if watches is None or watch not in watches:
             return
         watches.discard(watch)
+        self._watches.discard(watch)
         outlet = watch.outlet
         assert outlet is not None
         fd = outlet.fileno()

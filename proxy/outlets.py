@@ -17,6 +17,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any, Protocol
 
 _WOULD_BLOCK = (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError, InterruptedError)
+_WRITE_SIZE = 256 * 1024  # bytes given to one send
 _LAST_WRITE_TIMEOUT = 10.0  # seconds gunicorn may take to write the final chunk
 
 
@@ -31,8 +32,9 @@ class Outlet(Protocol):
     def start(self) -> None:
         """The fan-out takes over from the request's thread."""
 
-    def send(self, data: bytes) -> bool:
-        """Queue ``data`` and write what can be written now; False when some is left."""
+    def send(self, lines: list[bytes]) -> bool:
+        """Queue ``lines`` (shared with other watches: not copied) and write what can be
+        written now; False when some is left."""
 
     def flush(self) -> bool:
         """Write more of what is queued; True when nothing is left."""
@@ -67,7 +69,7 @@ class SocketOutlet:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._head = b""  # being written: TLS wants the same bytes again after WANT_WRITE
-        self._rest: list[bytes] = []
+        self._rest: collections.deque[bytes] = collections.deque()
         self.pending = 0
         self._done = threading.Event()
 
@@ -77,10 +79,13 @@ class SocketOutlet:
     def start(self) -> None:
         self._sock.setblocking(False)
 
-    def send(self, data: bytes) -> bool:
-        chunk = b"%x\r\n%s\r\n" % (len(data), data)
-        self._rest.append(chunk)
-        self.pending += len(chunk)
+    def send(self, lines: list[bytes]) -> bool:
+        size = sum(map(len, lines))
+        header = b"%x\r\n" % size
+        self._rest.append(header)
+        self._rest.extend(lines)
+        self._rest.append(b"\r\n")
+        self.pending += len(header) + size + 2
         return self.flush()
 
     def flush(self) -> bool:
@@ -88,14 +93,22 @@ class SocketOutlet:
             if not self._head:
                 if not self._rest:
                     return True
-                self._head = b"".join(self._rest)
-                self._rest.clear()
+                self._head = self._take()
             try:
                 written = self._sock.send(self._head)
             except _WOULD_BLOCK:
                 return False
             self.pending -= written
             self._head = self._head[written:]
+
+    def _take(self) -> bytes:
+        """The next bytes to write, copied into one buffer of bounded size."""
+        taken, size = [], 0
+        while self._rest and size < _WRITE_SIZE:
+            piece = self._rest.popleft()
+            taken.append(piece)
+            size += len(piece)
+        return b"".join(taken)
 
     def left(self) -> bool:
         try:
@@ -135,7 +148,8 @@ class QueueOutlet:
     def start(self) -> None:
         pass
 
-    def send(self, data: bytes) -> bool:
+    def send(self, lines: list[bytes]) -> bool:
+        data = b"".join(lines)
         with self._ready:
             self._chunks.append(data)
             self.pending += len(data)

@@ -12,7 +12,7 @@ is disconnected mid-stream, misses changes while away and must get each of them,
 when it resumes from the last resourceVersion it saw.
 
 The server is a private one (two gunicorn workers, so two log tailers) that no other test
-writes to while these run.
+writes to while these run, once on SQLite and once on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import orjson
 import pytest
 import requests
 
+from tests.postgres import create_database, postgres_url_fixture  # noqa: F401
 from tests.servers import Server, run_server
 
 GROUP_VERSION = "search.task.example.example.com/v1"
@@ -47,10 +48,16 @@ SETTLE = 0.3  # after the writers, before the sentinel: late duplicates would pr
 Record = tuple[str, str, int]  # (event type, name, resourceVersion) of one write
 
 
-@pytest.fixture(scope="module")
-def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server of our own: two workers, nothing else writing to it during these tests."""
-    with run_server(tmp_path_factory.mktemp("watch-correctness"), workers=2) as running:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def own_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server of our own on each store: two workers, nothing else writing to it."""
+    env = {}
+    if request.param == "postgres":
+        env["APISERVER_DATABASE_URL"] = create_database(request.getfixturevalue("postgres_url"))
+    directory = tmp_path_factory.mktemp(f"watch-correctness-{request.param}")
+    with run_server(directory, workers=2, env=env) as running:
         yield running
 
 
