@@ -40,6 +40,9 @@ class ApiRequest:
     user: User | None = None
     subresource: str | None = None
     content_type: str = ""
+    # Raises the 403 Status unless the caller may also do the given verb on what this request
+    # addresses: a PATCH that creates (server-side apply) needs ``create`` too, as in kube.
+    authorize: Callable[[str], None] = lambda verb: None
 
     def param(self, key: str, default: str = "") -> str:
         """A query parameter's first value."""

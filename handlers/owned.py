@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -109,8 +110,8 @@ def update(request: ApiRequest, deps: Deps) -> ObjectResult:
 
 def patch(request: ApiRequest, deps: Deps) -> ObjectResult:
     """PATCH with a merge patch, a JSON patch or an applied configuration (which creates a
-    missing object with 201); retried on a concurrent write unless the patch itself pins a
-    resourceVersion (then that is a precondition, as in kube)."""
+    missing object with 201); re-applied to the new object after a concurrent write, so only
+    a resourceVersion the patch itself sets can conflict (a precondition, as in kube)."""
     kind, name = request.kind, request.name or ""
     applying = request.content_type == patching.APPLY_PATCH
     if request.param("force") and not applying:
@@ -127,10 +128,12 @@ def patch(request: ApiRequest, deps: Deps) -> ObjectResult:
             'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required '
             "for apply patch",
         )
-    for _ in range(5):
+    give_up = time.monotonic() + PATCH_RETRY_SECONDS
+    while time.monotonic() < give_up:
         if applying and request.subresource is None:
             found = deps.store.get(kind.plural, request.namespace or "", name)
-            if found is None:  # apply creates what is missing
+            if found is None:  # apply creates what is missing, if the caller may create
+                request.authorize("create")
                 try:
                     return create(request, deps)
                 except ApiError as ex:
@@ -143,16 +146,17 @@ def patch(request: ApiRequest, deps: Deps) -> ObjectResult:
             _keep_last_applied(request, patched)
         version = (patched.get("metadata") or {}).get("resourceVersion")
         if version is not None and version != str(current.revision):
-            raise kind.resource.conflict(name)
+            raise kind.resource.conflict(name)  # the patch set a resourceVersion: a precondition
         obj, warnings = _admit(request, patched)
         try:
             return _replace(request, deps, current, obj, warnings)
         except ApiError as ex:
-            if ex.reason != "Conflict" or version is not None:
+            if ex.reason != "Conflict":
                 raise
     raise kind.resource.conflict(name)
 
 
+PATCH_RETRY_SECONDS = 30.0  # kube retries a conflicting patch until its request times out
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 

@@ -7,6 +7,7 @@ RequestInfo, authenticated, authorized, negotiated, dispatched to
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -205,6 +206,7 @@ class Gate:
         user = self._authenticator.authenticate(req.env)
         req.context.user = user
         authz.authorize(self._authorizer, user, info)
+        req.context.authorize = functools.partial(authz.authorize, self._authorizer, user)
 
 
 class Health:
@@ -338,6 +340,7 @@ class Resources:
             user,
             subresource=info.subresource,
             content_type=media_type(req.content_type),
+            authorize=lambda verb: req.context.authorize(dataclasses.replace(info, verb=verb)),
         )
         result = handler(request, self._holder.deps())
         resp.content_type = output.media_type

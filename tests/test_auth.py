@@ -224,6 +224,39 @@ def test_a7_denied_review_is_403_in_kube_wording(fresh: Setup) -> None:
     )
 
 
+def test_a7_server_side_apply_that_creates_needs_create_as_well_as_patch(fresh: Setup) -> None:
+    verbs = {"heidi": {"patch"}, "ivan": {"patch", "create"}}
+    fresh.cluster.decide = lambda spec: (
+        spec["resourceAttributes"]["verb"] in verbs.get(spec["user"], set()),
+        "not in the test's rules",
+    )
+    applied = {
+        "apiVersion": "search.task.example.example.com/v1",
+        "kind": "CustomTask",
+        "metadata": {"name": "applied", "namespace": "team"},
+        "spec": {"priority": 1, "deadline": "2026-01-01T00:00:00Z"},
+    }
+
+    def apply(user: str) -> Any:
+        return fresh.server.session(user, groups=()).patch(
+            f"{fresh.server.url}{TASKS}/applied",
+            params={"fieldManager": "test"},
+            data=orjson.dumps(applied),
+            headers={"Content-Type": "application/apply-patch+yaml"},
+            timeout=30,
+        )
+
+    refused = apply("heidi")
+    assert refused.status_code == 403
+    assert refused.json()["message"] == (
+        'customtasks.search.task.example.example.com "applied" is forbidden: User "heidi" '
+        'cannot create resource "customtasks" in API group "search.task.example.example.com" '
+        'in the namespace "team": not in the test\'s rules'
+    )
+    assert apply("ivan").status_code == 201
+    assert apply("heidi").status_code == 200  # it exists now: patching is enough
+
+
 @pytest.mark.parametrize("trouble", ["down", "slow"])
 def test_a7_review_that_cannot_be_made_refuses(fresh: Setup, trouble: str) -> None:
     fresh.cluster.decide = lambda spec: (True, "")
