@@ -1,4 +1,5 @@
-"""R6: watch over the real server (streaming through gunicorn) and in-process for compaction."""
+"""R6: watch over the real server (streaming through gunicorn) and in-process for compaction
+(on both stores)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from falcon import testing
 
 from proxy.app import create_app
 from proxy.settings import Settings
+from store import Store
+from store.postgres import PostgresStore
 from store.sqlite import SQLiteStore
 from tests.conftest import AllowAll
+from tests.postgres import create_database, postgres_url_fixture  # noqa: F401
 from tests.servers import Server, run_server
 
 GV = "/apis/search.task.example.example.com/v1"
@@ -179,8 +183,13 @@ def test_r6_send_initial_events_is_rejected_as_without_the_gate(server: Server, 
     assert "WatchList feature gate" in r.json()["message"]
 
 
-def test_r6_too_old_resource_version_is_one_error_event_410(tmp_path: Path) -> None:
-    store = SQLiteStore(str(tmp_path / "s.db"))
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_r6_too_old_resource_version_is_one_error_event_410(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    store: Store = SQLiteStore(str(tmp_path / "s.db"))
+    if engine == "postgres":
+        store = PostgresStore(create_database(request.getfixturevalue("postgres_url")))
     settings = Settings.from_env({"APISERVER_SQLITE_PATH": str(tmp_path / "s.db")})
     app = create_app(settings, store=store, authorizer=AllowAll())
     client = testing.TestClient(app)
