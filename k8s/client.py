@@ -11,7 +11,7 @@ import http.cookiejar
 import importlib
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +234,16 @@ class Cluster:
         """POST ``body`` as JSON to ``path`` and return the JSON object answered."""
         return self._call("POST", path, body=body, timeout=timeout)
 
+    def watch(
+        self, path: str, params: Mapping[str, str], *, idle_timeout: float | None = None
+    ) -> WatchStream:
+        """Open a watch of ``path``: its events, one JSON object per line, as they arrive.
+
+        ``idle_timeout`` bounds the wait for the next byte (None: the server's ``timeoutSeconds``
+        ends the stream); errors before the stream starts raise ClusterError like any call."""
+        response = self._send("GET", path, {**params, "watch": "true"}, None, idle_timeout, True)
+        return WatchStream(response, f"GET {path} (watch)")
+
     def close(self) -> None:
         """Close the pooled connections."""
         self._session.close()
@@ -247,6 +257,26 @@ class Cluster:
         body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
     ) -> dict[str, Any]:
+        read = self._timeout if timeout is None else timeout
+        response = self._send(method, path, params, body, read, False)
+        parsed = _json(response.content)
+        if not isinstance(parsed, dict):
+            raise ClusterError(
+                f"{method} {path}: {response.status_code} answer is not a JSON object",
+                response.status_code,
+            )
+        return parsed
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        read: float | None,
+        stream: bool,
+    ) -> requests.Response:
+        """Send one request; a non-2xx answer or a failure to get one raises ClusterError."""
         call = f"{method} {path}"
         headers: dict[str, str] = {}
         try:
@@ -259,7 +289,7 @@ class Cluster:
         if body is not None:
             data = orjson.dumps(body if isinstance(body, dict) else dict(body))
             headers["Content-Type"] = "application/json"
-        read = self._timeout if timeout is None else timeout
+        connect = CONNECT_TIMEOUT if read is None else min(CONNECT_TIMEOUT, read)
         try:
             response = self._session.request(
                 method,
@@ -267,24 +297,64 @@ class Cluster:
                 params=params,
                 data=data,
                 headers=headers,
-                timeout=(min(CONNECT_TIMEOUT, read), read),
+                timeout=(connect, read),
                 allow_redirects=False,
+                stream=stream,
             )
         except requests.RequestException as exc:
             raise ClusterError(f"{call}: {exc}") from exc
-        content = response.content
-        try:
-            parsed = orjson.loads(content) if content else None
-        except orjson.JSONDecodeError:
-            parsed = None
         code = response.status_code
         if not 200 <= code < 300:
+            try:
+                content = response.content
+            except requests.RequestException:
+                content = b""
+            parsed = _json(content)
             status = parsed if isinstance(parsed, dict) else None
             detail = (status or {}).get("message") or _snippet(content) or response.reason
             raise ClusterError(f"{call}: {code} {detail}".rstrip(), code, status)
-        if not isinstance(parsed, dict):
-            raise ClusterError(f"{call}: {code} answer is not a JSON object", code)
-        return parsed
+        return response
+
+
+class WatchStream:
+    """The events of an open watch; ``close()`` ends it early (the connection is dropped)."""
+
+    def __init__(self, response: requests.Response, call: str) -> None:
+        self._response = response
+        self._call = call
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        pending = b""
+        try:
+            for data in self._response.iter_content(chunk_size=None):
+                lines = (pending + data).split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if line.strip():
+                        yield _event(line, self._call)
+        except requests.RequestException as exc:
+            raise ClusterError(f"{self._call}: {exc}") from exc
+        finally:
+            self._response.close()
+        if pending.strip():
+            yield _event(pending, self._call)
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def _event(line: bytes, call: str) -> dict[str, Any]:
+    event = _json(line)
+    if not isinstance(event, dict):
+        raise ClusterError(f"{call}: a watch event is not a JSON object")
+    return event
+
+
+def _json(content: bytes) -> Any:
+    try:
+        return orjson.loads(content) if content else None
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _snippet(content: bytes, limit: int = 200) -> str:
