@@ -7,13 +7,16 @@ so any thread, process or pod can serve any request.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from handlers.kinds import Kind
     from handlers.watching import Follower
+    from k8s.client import Cluster
+    from k8s.events import TaskEvents
     from store import Store
 
 
@@ -25,6 +28,16 @@ class User:
     groups: tuple[str, ...] = ()
     uid: str = ""
     extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+class Authorize(Protocol):
+    """Raises the 403 Status unless the caller may also do ``verb`` on what the request
+    addresses (a PATCH that creates needs ``create`` too, as in kube) or, given ``group`` and
+    ``resource``, on that resource in the request's namespace (combinedtasks read Tasks and
+    Events with the server's identity, so they first check the caller could read them)."""
+
+    def __call__(self, verb: str, group: str | None = None, resource: str | None = None) -> None:
+        """Return when allowed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +53,7 @@ class ApiRequest:
     user: User | None = None
     subresource: str | None = None
     content_type: str = ""
-    # Raises the 403 Status unless the caller may also do the given verb on what this request
-    # addresses: a PATCH that creates (server-side apply) needs ``create`` too, as in kube.
-    authorize: Callable[[str], None] = lambda verb: None
+    authorize: Authorize = lambda verb, group=None, resource=None: None
 
     def param(self, key: str, default: str = "") -> str:
         """A query parameter's first value."""
@@ -60,11 +71,13 @@ class ObjectResult:
 
 @dataclass(frozen=True, slots=True)
 class ListResult:
-    """A page of objects as JSON bytes, consistent at ``revision``."""
+    """A page of objects as JSON bytes, consistent at ``revision`` (the cluster's own
+    resourceVersion, opaque, for kinds read from the cluster)."""
 
-    revision: int
+    revision: int | str
     items: list[bytes]
     continue_token: str = ""
+    remaining: int | None = None  # remainingItemCount, when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +97,24 @@ class WatchResult:
     begin: Callable[[], Iterator[WatchEvent]]
 
 
-Result = ObjectResult | ListResult | WatchResult
+@dataclass(frozen=True, slots=True)
+class RelayResult:
+    """A watch relayed from elsewhere (the cluster) by the request's own thread: ``events``
+    ends by itself (deadline, shutdown, the source ending) or is closed when the client leaves."""
+
+    events: Generator[WatchEvent, None, None]
+
+
+Result = ObjectResult | ListResult | WatchResult | RelayResult
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """The cluster Tasks and Events are read from, for combinedtasks."""
+
+    cluster: Cluster
+    events: TaskEvents
+    check_access: bool = True  # the caller must be allowed to list tasks and events itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +122,8 @@ class Deps:
     """The dependencies the proxy gives handlers."""
 
     store: Store
+    upstream: Upstream | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 Handler = Callable[[ApiRequest, Deps], Result]

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers import columns
-from handlers.kinds import Kind
+from handlers.kinds import FieldGetter, Kind
 
 SPEC_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -49,17 +49,20 @@ def _spec(obj: Mapping[str, Any], key: str) -> Any:
     return obj.get("spec", {}).get(key)
 
 
+PRIORITY = columns.Column(
+    "Priority", "integer", "Priority of the task (0-10).", lambda o: _spec(o, "priority")
+)
+DEADLINE = columns.Column(
+    "Deadline", "string", "When the task is due.", lambda o: _spec(o, "deadline") or ""
+)
+STATE = columns.Column(
+    "State", "string", "Pending or Finished.", lambda o: _spec(o, "taskState") or ""
+)
 COLUMNS = (
     columns.NAME,
-    columns.Column(
-        "Priority", "integer", "Priority of the task (0-10).", lambda o: _spec(o, "priority")
-    ),
-    columns.Column(
-        "Deadline", "string", "When the task is due.", lambda o: _spec(o, "deadline") or ""
-    ),
-    columns.Column(
-        "State", "string", "Pending or Finished.", lambda o: _spec(o, "taskState") or ""
-    ),
+    PRIORITY,
+    DEADLINE,
+    STATE,
     columns.AGE,
     columns.Column(
         "Details",
@@ -70,7 +73,7 @@ COLUMNS = (
     ),
 )
 
-SELECTABLE_FIELDS = {
+SELECTABLE_FIELDS: dict[str, FieldGetter] = {
     "spec.priority": lambda obj: str(_spec(obj, "priority")),
     "spec.taskState": lambda obj: str(_spec(obj, "taskState") or ""),
 }

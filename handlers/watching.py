@@ -33,12 +33,12 @@ def watch(request: ApiRequest, deps: Deps, match: Predicate | None) -> WatchResu
             'ListOptions.meta.k8s.io "" is invalid: sendInitialEvents: Forbidden: '
             "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
         )
-    lifetime = _lifetime(request.param("timeoutSeconds"))
+    seconds = lifetime(request.param("timeoutSeconds"))
     version = request.param("resourceVersion")
     replay = version not in ("", "0")
     start = non_negative(version, "resource version") if replay else 0
     selectors = (request.param("labelSelector"), request.param("fieldSelector"))
-    follower = Follower(request, match or _everything, selectors, start, lifetime)
+    follower = Follower(request, match or _everything, selectors, start, seconds)
 
     def begin() -> Iterator[WatchEvent]:
         if replay:
@@ -54,7 +54,8 @@ def _everything(row: Row) -> bool:
     return True
 
 
-def _lifetime(value: str) -> float:
+def lifetime(value: str) -> float:
+    """How long a watch lasts: ``timeoutSeconds``, or a random 30 to 60 minutes."""
     seconds = non_negative(value, "timeoutSeconds") if value else 0
     if not seconds:  # unset and 0 both mean the server's choice, as in kube
         return random.uniform(MIN_LIFETIME, MAX_LIFETIME)

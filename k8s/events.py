@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import cachetools
@@ -22,7 +23,13 @@ from k8s.client import Cluster, ClusterError
 TASK_UID = "example.example.com/task-uid"
 
 ByTask = dict[str, list[dict[str, Any]]]  # task uid -> its Events, oldest first
-_EVERYWHERE = ""  # the key of the in-flight cluster-wide LIST
+_EVERYWHERE = ""  # the key of the cluster-wide LIST
+
+
+@dataclass(slots=True)
+class _Listed:
+    revision: str  # of the LIST: a watch of Events from here misses nothing
+    by_task: ByTask
 
 
 class TaskEvents:
@@ -32,7 +39,7 @@ class TaskEvents:
         self, cluster: Cluster, *, ttl: float = 2.0, failure_ttl: float = 1.0, maxsize: int = 4096
     ) -> None:
         self._cluster = cluster
-        self._entries: cachetools.TTLCache[str, ByTask] = cachetools.TTLCache(maxsize, ttl)
+        self._entries: cachetools.TTLCache[str, _Listed] = cachetools.TTLCache(maxsize, ttl)
         self._failures: cachetools.TTLCache[str, ClusterError] = cachetools.TTLCache(
             maxsize, failure_ttl
         )
@@ -41,35 +48,23 @@ class TaskEvents:
 
     def in_namespace(self, namespace: str) -> ByTask:
         """The Events of the tasks of ``namespace``; ClusterError when they cannot be read."""
-        while True:
-            with self._lock:
-                found = self._cached(namespace)
-                if found is not None:
-                    return found
-                loading = self._loading.get(namespace) or self._loading.get(_EVERYWHERE)
-                if loading is None:
-                    self._loading[namespace] = threading.Event()
-                    break
-            loading.wait()
-        return self._load(namespace, f"/api/v1/namespaces/{namespace}/events", [namespace])
+        return self._listed({namespace}, namespace)[namespace].by_task
 
     def everywhere(self, namespaces: Iterable[str]) -> Mapping[str, ByTask]:
         """The Events of the tasks of ``namespaces``, by namespace: one cluster-wide LIST
         unless every one of them is cached already."""
-        wanted = set(namespaces)
-        while True:
-            with self._lock:
-                cached = {ns: self._cached(ns) for ns in wanted}
-                if all(events is not None for events in cached.values()):
-                    return {ns: events for ns, events in cached.items() if events is not None}
-                loading = self._loading.get(_EVERYWHERE)
-                if loading is None:
-                    self._loading[_EVERYWHERE] = threading.Event()
-                    break
-            loading.wait()
-        self._load(_EVERYWHERE, "/api/v1/events", wanted)
+        found = self._listed(set(namespaces), _EVERYWHERE)
+        return {namespace: listed.by_task for namespace, listed in found.items()}
+
+    def revision(self, namespace: str | None) -> str:
+        """The resourceVersion the cached Events of ``namespace`` (None: of all) were listed at."""
+        key = namespace or _EVERYWHERE
+        return self._listed({key}, key)[key].revision
+
+    def forget(self, namespace: str | None) -> None:
+        """Drop a cached entry (a watch from its revision was told it is too old)."""
         with self._lock:
-            return {ns: self._entries.get(ns) or {} for ns in wanted}
+            self._entries.pop(namespace or _EVERYWHERE, None)
 
     def observe(self, kind: str, event: Mapping[str, Any]) -> str | None:
         """Apply an Event seen by a watch to the cached entry of its namespace, if any; the
@@ -81,35 +76,52 @@ class TaskEvents:
         with self._lock:
             entry = self._entries.get(metadata.get("namespace", ""))
             if entry is not None:
-                others = [e for e in entry.get(task, []) if _uid(e) != metadata.get("uid")]
+                events = entry.by_task.get(task, [])
+                others = [e for e in events if _uid(e) != metadata.get("uid")]
                 if kind != "DELETED":
                     others.append(dict(event))
-                entry[task] = sorted(others, key=_when)
+                entry.by_task[task] = sorted(others, key=_when)
         return str(task)
 
-    def _cached(self, namespace: str) -> ByTask | None:
-        failure = self._failures.get(namespace) or self._failures.get(_EVERYWHERE)
-        if failure is not None:
-            raise failure
-        return self._entries.get(namespace)
+    def _listed(self, keys: set[str], source: str) -> dict[str, _Listed]:
+        """The entries of ``keys``, after one LIST of ``source`` (a namespace, or everywhere)
+        if one is missing; concurrent callers wait for the LIST in flight."""
+        while True:
+            with self._lock:
+                failure = self._failures.get(source)
+                if failure is not None:
+                    raise failure
+                found = {key: self._entries.get(key) for key in keys}
+                if all(listed is not None for listed in found.values()):
+                    return {key: listed for key, listed in found.items() if listed is not None}
+                # A cluster-wide LIST in flight may bring a namespace too: wait for it first.
+                loading = self._loading.get(source) or self._loading.get(_EVERYWHERE)
+                if loading is None:
+                    self._loading[source] = threading.Event()
+                    break
+            loading.wait()
+        listed = self._load(source, keys)
+        return {key: listed.get(key) or _Listed(listed[source].revision, {}) for key in keys}
 
-    def _load(self, key: str, path: str, namespaces: Iterable[str]) -> ByTask:
-        """LIST ``path`` and file its Events under ``namespaces`` (and any other they span);
-        whatever happens, the callers waiting for this LIST are woken."""
+    def _load(self, source: str, keys: set[str]) -> dict[str, _Listed]:
+        """LIST the Events of ``source`` and file them by namespace; whatever happens, the
+        callers waiting for this LIST are woken."""
+        path = f"/api/v1/namespaces/{source}/events" if source else "/api/v1/events"
         try:
             listed = self._cluster.get(path, {"labelSelector": TASK_UID})
-            grouped = _by_namespace(listed.get("items") or [], namespaces)
+            revision = str((listed.get("metadata") or {}).get("resourceVersion", ""))
+            grouped = _by_namespace(listed.get("items") or [], keys | {source})
+            entries = {ns: _Listed(revision, by_task) for ns, by_task in grouped.items()}
             with self._lock:
-                for namespace, by_task in grouped.items():
-                    self._entries[namespace] = by_task
-            return grouped.get(key, {})
+                self._entries.update(entries)
+            return entries
         except ClusterError as error:
             with self._lock:
-                self._failures[key] = error
+                self._failures[source] = error
             raise
         finally:
             with self._lock:
-                self._loading.pop(key).set()
+                self._loading.pop(source).set()
 
 
 def _by_namespace(events: list[dict[str, Any]], namespaces: Iterable[str]) -> dict[str, ByTask]:

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -23,7 +23,15 @@ import falcon
 import orjson
 
 from handlers import kinds
-from handlers.contract import ApiRequest, Deps, User, WatchEvent, WatchResult
+from handlers.contract import (
+    ApiRequest,
+    Deps,
+    RelayResult,
+    Upstream,
+    User,
+    WatchEvent,
+    WatchResult,
+)
 from handlers.errors import (
     GROUP,
     GROUP_VERSION,
@@ -37,12 +45,13 @@ from handlers.errors import (
     service_unavailable,
 )
 from k8s.client import Cluster
+from k8s.events import TaskEvents
 from k8s.reviews import authentication_configmap, subject_access_review, token_review
 from proxy import authz, lifecycle
 from proxy.authconfig import AuthConfig, AuthConfigSource, from_configmap, from_settings
 from proxy.authn import ANONYMOUS, Authenticator, TokenReviewer
 from proxy.discovery import Discovery, Document
-from proxy.fanout import FanOut, Watch
+from proxy.fanout import FanOut
 from proxy.negotiation import JSON, Output, decode_body, media_type, negotiate, parse_accept
 from proxy.openapi import V2_PROTOBUF, OpenAPI
 from proxy.outlets import outlet_for
@@ -108,10 +117,6 @@ class StoreHolder:
                         log.warning("store not ready: %s", ex)
                         raise service_unavailable(f"the store is not ready: {ex}") from None
         return self._store
-
-    def deps(self) -> Deps:
-        """What handlers get."""
-        return Deps(store=self.get())
 
     def fanout(self) -> FanOut:
         """This process's watch fan-out, started on the first watch."""
@@ -309,9 +314,10 @@ class OpenAPIv3:
 class Resources:
     """The sink for ``/apis/<group>/<version>/...``: dispatch to the kind's verb module."""
 
-    def __init__(self, holder: StoreHolder, settings: Settings) -> None:
+    def __init__(self, holder: StoreHolder, settings: Settings, upstream: Upstream | None) -> None:
         self._holder = holder
         self._settings = settings
+        self._upstream = upstream
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
         info: RequestInfo = req.context.info
@@ -340,12 +346,16 @@ class Resources:
             user,
             subresource=info.subresource,
             content_type=media_type(req.content_type),
-            authorize=lambda verb: req.context.authorize(dataclasses.replace(info, verb=verb)),
+            authorize=functools.partial(_authorize_also, req.context.authorize, info),
         )
-        result = handler(request, self._holder.deps())
+        deps = Deps(self._holder.get(), self._upstream, lifecycle.stopping)
+        result = handler(request, deps)
         resp.content_type = output.media_type
         if isinstance(result, WatchResult):
             resp.stream = _watch(self._holder.fanout(), req.env, result, output, request)
+            return
+        if isinstance(result, RelayResult):
+            resp.stream = _relay(result, output, request)
             return
         if info.verb in _WRITES:
             self._holder.written()
@@ -376,6 +386,41 @@ class Resources:
         return data
 
 
+def _relay(result: RelayResult, output: Output, request: ApiRequest) -> Iterator[bytes]:
+    """A watch relayed from the cluster: every event from this request's thread."""
+    render = _renderer(request, output)
+    return _body(result.events, render, lambda first: iter(()), result.events.close)
+
+
+def _renderer(request: ApiRequest, output: Output) -> Callable[[WatchEvent, bool], bytes]:
+    """How each event of a watch is written (400 for a bad includeObject, before streaming)."""
+    include = request.param("includeObject")
+    if include not in INCLUDE_OBJECT:
+        raise bad_request(f'invalid includeObject value "{include}"')
+    return functools.partial(watch_event, request.kind, output=output, include=include)
+
+
+def _authorize_also(
+    authorize: Callable[[RequestInfo], None],
+    info: RequestInfo,
+    verb: str,
+    group: str | None = None,
+    resource: str | None = None,
+) -> None:
+    """The request's own authorization for another verb, or for a resource of another group
+    in the same namespace."""
+    if resource is not None:
+        info = dataclasses.replace(
+            info,
+            group=group or "",
+            resource=resource,
+            name=None,
+            subresource=None,
+            selected_name=None,
+        )
+    authorize(dataclasses.replace(info, verb=verb))
+
+
 def _watch(
     fanout: FanOut,
     environ: dict[str, Any],
@@ -383,50 +428,50 @@ def _watch(
     output: Output,
     request: ApiRequest,
 ) -> Iterator[bytes]:
-    """Subscribe, then read the starting state (errors still become a Status), then stream."""
-    include_object = request.param("includeObject")
-    if include_object not in INCLUDE_OBJECT:
-        raise bad_request(f'invalid includeObject value "{include_object}"')
+    """Subscribe, read the starting state (errors still become a Status), send it from this
+    thread, then hand the watch to the fan-out."""
+    render = _renderer(request, output)
     watch = fanout.subscribe(result.follower)
     try:
         initial = result.begin()
     except BaseException:
         fanout.cancel(watch)
         raise
-    render = functools.partial(watch_event, request.kind, output=output, include=include_object)
-    return _stream(fanout, watch, environ, initial, render, (output, include_object))
+
+    def live(first: bool) -> Iterator[bytes]:
+        if watch.follower.expired:
+            return iter(())
+        outlet = outlet_for(environ)
+        fanout.carry(watch, outlet, render, (output, request.param("includeObject")), first=first)
+        return outlet.relay()
+
+    return _body(initial, render, live, lambda: fanout.cancel(watch))
 
 
-def _stream(
-    fanout: FanOut,
-    watch: Watch,
-    environ: dict[str, Any],
-    initial: Iterator[WatchEvent],
+def _body(
+    events: Iterator[WatchEvent],
     render: Callable[[WatchEvent, bool], bytes],
-    render_key: Hashable,
+    then: Callable[[bool], Iterator[bytes]],
+    cleanup: Callable[[], object],
 ) -> Iterator[bytes]:
-    """The watch body: headers at once (an empty first chunk), the starting events from this
-    thread, then the live ones from the fan-out.
+    """A watch body: headers at once (an empty first chunk), ``events`` written by this
+    thread, then what ``then(no event sent yet)`` gives.
 
     Errors after the first byte cannot become a response any more; they end the stream
     with an ERROR event instead of a cut connection."""
     try:
         yield b""
         first = True
-        for event in initial:
+        for event in events:
             yield render(event, first)
             first = False
-        if watch.follower.expired:
-            return
-        outlet = outlet_for(environ)
-        fanout.carry(watch, outlet, render, render_key, first=first)
-        yield from outlet.relay()
+        yield from then(first)
     except Exception:
         log.exception("watch stream failed")
         error = internal_error("the watch failed").status()
         yield b'{"type":"ERROR","object":%s}\n' % orjson.dumps(error)
     finally:
-        fanout.cancel(watch)
+        cleanup()
 
 
 def _on_api_error(req: falcon.Request, resp: falcon.Response, ex: ApiError, _: Any) -> None:
@@ -465,6 +510,10 @@ class Security:
             cluster = Cluster.from_environment(
                 settings.kubeconfig or None, timeout=settings.review_timeout_seconds
             )
+        self.upstream = None
+        if cluster is not None:
+            events = TaskEvents(cluster, ttl=settings.events_cache_seconds)
+            self.upstream = Upstream(cluster, events, settings.combined_access_check)
         load: Callable[[], AuthConfig]
         tokens: TokenReviewer | None = None
         if cluster is None:
@@ -519,7 +568,8 @@ def create_app(
     app.add_route("/openapi/v2", OpenAPIv2(docs))
     app.add_route("/openapi/v3", openapi_v3)
     app.add_route(f"/openapi/v3/apis/{GROUP_VERSION}", openapi_v3, suffix="group_version")
-    app.add_sink(Resources(holder, settings), re.compile(rf"^/apis/{re.escape(GROUP_VERSION)}/"))
+    resources = Resources(holder, settings, security.upstream)
+    app.add_sink(resources, re.compile(rf"^/apis/{re.escape(GROUP_VERSION)}/"))
     app.add_error_handler(Exception, _on_exception)
     app.add_error_handler(falcon.HTTPError, _on_http_error)
     app.add_error_handler(ApiError, _on_api_error)

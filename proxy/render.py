@@ -53,6 +53,8 @@ def _list(kind: Kind, result: ListResult, output: Output, include_object: str) -
     meta: dict[str, Any] = {"resourceVersion": str(result.revision)}
     if result.continue_token:
         meta["continue"] = result.continue_token
+    if result.remaining is not None:
+        meta["remainingItemCount"] = result.remaining
     if output.form == "object":
         head = orjson.dumps(
             {"kind": kind.list_kind, "apiVersion": kind.api_version, "metadata": meta}

@@ -39,6 +39,8 @@ class Settings:
     review_timeout_seconds: float
     in_cluster: bool
     watch_bookmark_seconds: float
+    events_cache_seconds: float
+    combined_access_check: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +78,9 @@ class Settings:
             review_timeout_seconds=float(e.get("APISERVER_REVIEW_TIMEOUT_SECONDS", "10")),
             in_cluster=bool(e.get("KUBERNETES_SERVICE_HOST")),
             watch_bookmark_seconds=float(e.get("APISERVER_WATCH_BOOKMARK_SECONDS", "60")),
+            events_cache_seconds=float(e.get("APISERVER_EVENTS_CACHE_SECONDS", "2")),
+            combined_access_check=e.get("APISERVER_COMBINED_ACCESS_CHECK", "true").lower()
+            not in ("false", "0", "no", "off"),
         )
 
 

@@ -199,12 +199,13 @@ def _table(out: str) -> tuple[list[str], list[list[str]]]:
 # discovery and OpenAPI
 
 
-def test_api_resources_lists_both_kinds_d1_d2(kubectl: Kubectl) -> None:
-    """D1/D2: names, short names, group version, scope and kind of both resources."""
+def test_api_resources_lists_every_kind_d1_d2(kubectl: Kubectl) -> None:
+    """D1/D2: names, short names, group version, scope and kind of every resource."""
     header, rows = _table(kubectl.ok("api-resources", f"--api-group={GROUP}"))
     assert header == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
     assert sorted(rows) == [
         ["clustertasks", "cltask", f"{GROUP}/v1", "false", "ClusterTask"],
+        ["combinedtasks", f"{GROUP}/v1", "true", "CombinedTask"],  # no short name
         ["customtasks", "cutask", f"{GROUP}/v1", "true", "CustomTask"],
     ]
 

@@ -1,0 +1,5 @@
+"""Get one CombinedTask."""
+
+from handlers.combined import get as handle
+
+__all__ = ["handle"]
