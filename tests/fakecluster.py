@@ -27,6 +27,7 @@ import orjson
 import yaml
 
 from proxy.certs import issue, new_ca
+from tests.fakeobjects import Objects, install
 
 CONFIGMAP_PATH = r"/api/v1/namespaces/(?P<namespace>[^/]+)/configmaps/(?P<name>[^/]+)"
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
@@ -62,11 +63,13 @@ class Recorded:
 
 @dataclass
 class Reply:
-    """What a route answers: a status code and a JSON body."""
+    """What a route answers: a status code and a JSON body, or a ``stream`` of JSON objects
+    (a watch: one line each, chunked, each sent as soon as it is there)."""
 
     code: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Iterator[Any] | None = None
 
 
 @dataclass
@@ -143,6 +146,9 @@ class FakeCluster:
             ("POST", SUBJECT_ACCESS_REVIEWS): self._subject_access_review,
         }
         """``(method, path regex) -> route``; a regex must match the whole path."""
+        self.objects = Objects()
+        """Tasks and Events (see ``tests.fakeobjects``), served under their kube paths."""
+        install(self, self.objects)
 
         self._server = _Server(self, context)
         port = self._server.server_address[1]
@@ -164,6 +170,7 @@ class FakeCluster:
 
     def stop(self) -> None:
         """Stop serving and cut open connections (a pooled client reconnects and is refused)."""
+        self.objects.cut_watches()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -428,14 +435,29 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self.server.fake.answer(request)
         except Exception as exc:  # a broken route must show up as a 500, not a hung client
             reply = status(500, f"fake cluster route failed: {exc!r}")
-        payload = orjson.dumps(reply.body)
         self.send_response(reply.code, HTTPStatus(reply.code).phrase)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
         for name, value in reply.headers.items():
             self.send_header(name, value)
+        if reply.stream is not None:
+            self._stream(reply.stream)
+            return
+        payload = orjson.dumps(reply.body)
+        self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _stream(self, items: Iterator[Any]) -> None:
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for item in items:
+                line = orjson.dumps(item) + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True  # the client left
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read ``FakeCluster.requests`` instead."""
