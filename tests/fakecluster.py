@@ -15,7 +15,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -99,6 +99,22 @@ def status(
     if details:
         body["details"] = details
     return Reply(code, body)
+
+
+def authentication_data(
+    client_ca: bytes, front_proxy_ca: bytes, allowed_names: Sequence[str] = ()
+) -> dict[str, str]:
+    """The data of ``kube-system/extension-apiserver-authentication`` as kube-apiserver writes
+    it, for the given client CA and front-proxy (request-header) CA."""
+    return {
+        "client-ca-file": client_ca.decode(),
+        "requestheader-client-ca-file": front_proxy_ca.decode(),
+        "requestheader-allowed-names": orjson.dumps(list(allowed_names)).decode(),
+        "requestheader-username-headers": '["X-Remote-User"]',
+        "requestheader-group-headers": '["X-Remote-Group"]',
+        "requestheader-extra-headers-prefix": '["X-Remote-Extra-"]',
+        "requestheader-uid-headers": '["X-Remote-Uid"]',
+    }
 
 
 def default_decide(spec: dict[str, Any]) -> tuple[bool, str]:

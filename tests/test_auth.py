@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from proxy.certs import Issued, issue, new_ca
-from tests.fakecluster import FakeCluster
+from tests.fakecluster import FakeCluster, authentication_data
 from tests.servers import Pki, Server, run_server
 
 GV = "/apis/search.task.example.example.com/v1"
@@ -83,18 +83,6 @@ def _write(directory: Path, label: str, issued: Issued) -> tuple[str, str]:
     return str(cert), str(key)
 
 
-def configmap(client_ca: bytes, front_proxy_ca: bytes) -> dict[str, str]:
-    return {
-        "client-ca-file": client_ca.decode(),
-        "requestheader-client-ca-file": front_proxy_ca.decode(),
-        "requestheader-allowed-names": orjson.dumps([FRONT_PROXY]).decode(),
-        "requestheader-username-headers": '["X-Remote-User"]',
-        "requestheader-group-headers": '["X-Remote-Group"]',
-        "requestheader-extra-headers-prefix": '["X-Remote-Extra-"]',
-        "requestheader-uid-headers": '["X-Remote-Uid"]',
-    }
-
-
 def allow(users: set[str]) -> Callable[[dict[str, Any]], tuple[bool, str]]:
     return lambda spec: (spec["user"] in users, "" if spec["user"] in users else "no rule")
 
@@ -105,7 +93,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     pki = Pki.create(directory / "pki")
     front_proxy_ca = new_ca("front-proxy-ca")
     with FakeCluster() as cluster:
-        cluster.configmap = configmap(pki.ca.cert_pem, front_proxy_ca.cert_pem)
+        cluster.configmap = authentication_data(
+            pki.ca.cert_pem, front_proxy_ca.cert_pem, [FRONT_PROXY]
+        )
         env = {
             "APISERVER_KUBECONFIG": str(cluster.kubeconfig(directory / "kubeconfig")),
             "APISERVER_AUTH_REFRESH_SECONDS": "0.3",
@@ -319,12 +309,16 @@ def test_a2_rotated_request_header_ca_applies_without_restart(fresh: Setup) -> N
     old_ca = fresh.front_proxy_ca
     new = new_ca("front-proxy-ca-2")
     headers = [("X-Remote-User", "system:kube-aggregator"), ("X-Remote-Group", "system:masters")]
-    fresh.cluster.configmap = configmap(fresh.server.pki.ca.cert_pem, new.cert_pem)
+    fresh.cluster.configmap = authentication_data(
+        fresh.server.pki.ca.cert_pem, new.cert_pem, [FRONT_PROXY]
+    )
     try:
         _eventually(lambda: _status(fresh, GV, fresh.front_proxy(ca=new), headers) == 200)
         assert _status(fresh, GV, fresh.front_proxy(ca=old_ca), headers) != 200
     finally:
-        fresh.cluster.configmap = configmap(fresh.server.pki.ca.cert_pem, old_ca.cert_pem)
+        fresh.cluster.configmap = authentication_data(
+            fresh.server.pki.ca.cert_pem, old_ca.cert_pem, [FRONT_PROXY]
+        )
         _eventually(lambda: _status(fresh, GV, fresh.front_proxy(ca=old_ca), headers) == 200)
 
 

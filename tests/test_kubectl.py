@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -24,44 +23,14 @@ import pytest
 import requests
 import yaml
 
+from tests.kubectl import BINARIES, TIMEOUT, Kubectl, describe, table
 from tests.servers import Server
 
 GROUP = "search.task.example.example.com"
 GV = f"/apis/{GROUP}/v1"
-TIMEOUT = 60  # seconds for one kubectl run
 DEADLINE = "2030-01-01T00:00:00Z"
 
 
-def _client_version(binary: Path) -> str:
-    """``1.NN`` as reported by a kubectl binary itself."""
-    out = subprocess.run(
-        [str(binary), "version", "--client", "-o", "json"],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=True,
-    ).stdout
-    client = json.loads(out)["clientVersion"]
-    return f"{client['major']}.{re.sub(r'[^0-9]', '', client['minor'])}"
-
-
-def _binaries() -> dict[str, Path]:
-    """The ``kubectl.1.NN`` beside the ``kubectl`` on PATH, by version; else that kubectl."""
-    found = shutil.which("kubectl")
-    if found is None:
-        return {}
-    plain = Path(found).resolve()
-    versioned = {
-        match.group(1): path
-        for path in plain.parent.iterdir()
-        if (match := re.fullmatch(r"kubectl\.(1\.\d+)", path.name)) and path.is_file()
-    }
-    if not versioned:  # a real kubectl rather than a dispatcher
-        return {_client_version(plain): plain}
-    return dict(sorted(versioned.items(), key=lambda item: int(item[0].split(".")[1])))
-
-
-BINARIES = _binaries()
 if not BINARIES:
     pytest.skip("no kubectl binary on PATH", allow_module_level=True)
 
@@ -110,57 +79,9 @@ def task(
     }
 
 
-class _QuotingDumper(yaml.SafeDumper):
-    """Quotes every string: kubectl reads YAML 1.1, where a bare ``y`` is a boolean."""
-
-    def represent_str(self, data: str) -> yaml.ScalarNode:
-        return self.represent_scalar("tag:yaml.org,2002:str", data, style='"')
-
-
-_QuotingDumper.add_representer(str, _QuotingDumper.represent_str)
-
-
 @dataclass(frozen=True)
-class Kubectl:
-    """One kubectl version, talking to the test server with a private cache and work dir."""
-
-    version: str
-    binary: Path
-    kubeconfig: str
-    workdir: Path
-    server: Server
-
-    @property
-    def tag(self) -> str:
-        """The version as a name part: ``1-29``."""
-        return self.version.replace(".", "-")
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        command = [str(self.binary), "--kubeconfig", self.kubeconfig]
-        command += ["--cache-dir", str(self.workdir / "cache"), *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
-
-    def ok(self, *args: str) -> str:
-        """Run; it must succeed. Returns stdout."""
-        result = self.run(*args)
-        assert result.returncode == 0, _describe(result)
-        return result.stdout
-
-    def fails(self, *args: str) -> str:
-        """Run; it must fail. Returns stdout and stderr."""
-        result = self.run(*args)
-        assert result.returncode != 0, _describe(result)
-        return result.stdout + result.stderr
-
-    def write(self, filename: str, *docs: dict[str, Any]) -> str:
-        """A manifest file, JSON or (multi-document) YAML by its extension."""
-        path = self.workdir / filename
-        if path.suffix == ".json":
-            assert len(docs) == 1
-            path.write_text(json.dumps(docs[0], indent=2))
-        else:
-            path.write_text(yaml.dump_all(docs, Dumper=_QuotingDumper))
-        return str(path)
+class KindKubectl(Kubectl):
+    """kubectl with helpers for this server's own kinds."""
 
     def stored(self, kind: Kind, name: str, namespace: str = "") -> requests.Response:
         """The object read back directly with the admin certificate."""
@@ -176,32 +97,21 @@ class Kubectl:
 
 
 @pytest.fixture(params=list(BINARIES))
-def kubectl(request: pytest.FixtureRequest, server: Server, tmp_path: Path) -> Kubectl:
+def kubectl(request: pytest.FixtureRequest, server: Server, tmp_path: Path) -> KindKubectl:
     version: str = request.param
-    return Kubectl(version, BINARIES[version], server.kubeconfig(), tmp_path, server)
-
-
-def _describe(result: subprocess.CompletedProcess[str]) -> str:
-    return f"{result.args}\nexit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return KindKubectl(version, BINARIES[version], server.kubeconfig(), tmp_path, server)
 
 
 def _scope(kind: Kind, namespace: str) -> list[str]:
     return ["-n", namespace] if kind.namespaced else []
 
 
-def _table(out: str) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of kubectl's column output, split on runs of spaces."""
-    lines = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines() if line.strip()]
-    assert lines, "no output"
-    return lines[0], lines[1:]
-
-
 # discovery and OpenAPI
 
 
-def test_api_resources_lists_every_kind_d1_d2(kubectl: Kubectl) -> None:
+def test_api_resources_lists_every_kind_d1_d2(kubectl: KindKubectl) -> None:
     """D1/D2: names, short names, group version, scope and kind of every resource."""
-    header, rows = _table(kubectl.ok("api-resources", f"--api-group={GROUP}"))
+    header, rows = table(kubectl.ok("api-resources", f"--api-group={GROUP}"))
     assert header == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
     assert sorted(rows) == [
         ["clustertasks", "cltask", f"{GROUP}/v1", "false", "ClusterTask"],
@@ -210,7 +120,7 @@ def test_api_resources_lists_every_kind_d1_d2(kubectl: Kubectl) -> None:
     ]
 
 
-def test_explain_prints_field_descriptions_o4(kubectl: Kubectl) -> None:
+def test_explain_prints_field_descriptions_o4(kubectl: KindKubectl) -> None:
     """O4: explain reads the kinds' schemas (descriptions, required fields)."""
     spec = kubectl.ok("explain", "customtasks.spec")
     assert "KIND:       CustomTask" in spec
@@ -230,7 +140,7 @@ def test_explain_prints_field_descriptions_o4(kubectl: Kubectl) -> None:
 
 @KINDS
 @pytest.mark.parametrize("fmt", ["json", "yaml"])
-def test_create_from_file_r8(kubectl: Kubectl, kind: Kind, fmt: str) -> None:
+def test_create_from_file_r8(kubectl: KindKubectl, kind: Kind, fmt: str) -> None:
     """R8: ``create -f`` (JSON or YAML) stores the object; kubectl prints ``... created``."""
     name, namespace = f"create-{fmt}-{kubectl.tag}", f"ns-{kubectl.tag}"
     manifest = task(kind, name, priority=4, labels={"fmt": fmt}, details="from a file")
@@ -247,7 +157,7 @@ def test_create_from_file_r8(kubectl: Kubectl, kind: Kind, fmt: str) -> None:
 
 
 @KINDS
-def test_create_dry_run_server_persists_nothing_r8(kubectl: Kubectl, kind: Kind) -> None:
+def test_create_dry_run_server_persists_nothing_r8(kubectl: KindKubectl, kind: Kind) -> None:
     """R8: ``--dry-run=server`` validates and answers, and stores nothing."""
     name, namespace = f"dry-{kubectl.tag}", f"ns-{kubectl.tag}"
     path = kubectl.write(f"{name}.yaml", task(kind, name))
@@ -259,7 +169,7 @@ def test_create_dry_run_server_persists_nothing_r8(kubectl: Kubectl, kind: Kind)
 @KINDS
 @pytest.mark.parametrize("dry_run", [False, True], ids=["real", "dry-run"])
 def test_create_duplicate_is_already_exists_r3_r8(
-    kubectl: Kubectl, kind: Kind, dry_run: bool
+    kubectl: KindKubectl, kind: Kind, dry_run: bool
 ) -> None:
     """R3/R8: a second create of a name is 409 AlreadyExists, also with ``dryRun=All``
     (kube-apiserver's dry-run storage checks that the key is free)."""
@@ -274,7 +184,7 @@ def test_create_duplicate_is_already_exists_r3_r8(
 
 
 @KINDS
-def test_invalid_object_is_rejected_with_field_errors_r3(kubectl: Kubectl, kind: Kind) -> None:
+def test_invalid_object_is_rejected_with_field_errors_r3(kubectl: KindKubectl, kind: Kind) -> None:
     """R3: 422 Invalid; kubectl renders the causes; nothing is stored."""
     name, namespace = f"invalid-{kubectl.tag}", f"ns-{kubectl.tag}"
     manifest = task(kind, name, priority=11)
@@ -291,7 +201,7 @@ def test_invalid_object_is_rejected_with_field_errors_r3(kubectl: Kubectl, kind:
 
 
 @KINDS
-def test_raw_create_and_replace_r2_r8_r9(kubectl: Kubectl, kind: Kind) -> None:
+def test_raw_create_and_replace_r2_r8_r9(kubectl: KindKubectl, kind: Kind) -> None:
     """R2/R8/R9: ``create --raw`` names the object by its path (body without a name, no
     Content-Type, chunked); ``replace --raw`` needs the current resourceVersion."""
     name, namespace = f"raw-{kubectl.tag}", f"ns-raw-{kubectl.tag}"
@@ -320,7 +230,7 @@ def test_raw_create_and_replace_r2_r8_r9(kubectl: Kubectl, kind: Kind) -> None:
 # get
 
 
-def _labelled(kubectl: Kubectl, test: str) -> tuple[str, dict[str, str]]:
+def _labelled(kubectl: KindKubectl, test: str) -> tuple[str, dict[str, str]]:
     """Four CustomTasks labelled a=x, a=y, a=z, a=x+b=1 in a namespace of ``test``'s own.
 
     Returns the namespace and, by short name (``ax`` ...), kubectl's name of each object."""
@@ -332,22 +242,22 @@ def _labelled(kubectl: Kubectl, test: str) -> tuple[str, dict[str, str]]:
 
 
 @KINDS
-def test_get_prints_table_columns_r7(kubectl: Kubectl, kind: Kind) -> None:
+def test_get_prints_table_columns_r7(kubectl: KindKubectl, kind: Kind) -> None:
     """R7: the server's Table columns; ``-o wide`` adds the priority-1 column."""
     name, namespace = f"table-{kubectl.tag}", f"ns-table-{kubectl.tag}"
     kubectl.create(kind, namespace, task(kind, name, priority=9, details="wide only"))
-    header, rows = _table(kubectl.ok("get", kind.short, name, *_scope(kind, namespace)))
+    header, rows = table(kubectl.ok("get", kind.short, name, *_scope(kind, namespace)))
     assert header == ["NAME", "PRIORITY", "DEADLINE", "STATE", "AGE"]
     assert [row[:4] for row in rows] == [[name, "9", DEADLINE, "Pending"]]
     assert re.fullmatch(r"\d+s|\d+m\d*s?", rows[0][4]), rows
     wide = kubectl.ok("get", kind.plural, name, "-o", "wide", *_scope(kind, namespace))
-    header, rows = _table(wide)
+    header, rows = table(wide)
     assert header == ["NAME", "PRIORITY", "DEADLINE", "STATE", "AGE", "DETAILS"]
     assert rows[0][5] == "wide only"
 
 
 @KINDS
-def test_get_output_yaml_r4(kubectl: Kubectl, kind: Kind) -> None:
+def test_get_output_yaml_r4(kubectl: KindKubectl, kind: Kind) -> None:
     """R4: ``-o yaml`` prints the whole stored object."""
     name, namespace = f"yaml-{kubectl.tag}", f"ns-{kubectl.tag}"
     kubectl.create(kind, namespace, task(kind, name, priority=5, labels={"k": "v"}))
@@ -360,47 +270,47 @@ def test_get_output_yaml_r4(kubectl: Kubectl, kind: Kind) -> None:
     assert obj["spec"]["priority"] == 5
 
 
-def test_get_all_namespaces_shows_namespace_column_r1_r7(kubectl: Kubectl) -> None:
+def test_get_all_namespaces_shows_namespace_column_r1_r7(kubectl: KindKubectl) -> None:
     """R1/R7: ``get -A`` lists across namespaces; NAMESPACE comes from the rows' objects."""
     name = f"every-{kubectl.tag}"
     namespaces = [f"ns-a-{kubectl.tag}", f"ns-b-{kubectl.tag}"]
     for namespace in namespaces:
         kubectl.create(CUSTOM, namespace, task(CUSTOM, name))
-    header, rows = _table(kubectl.ok("get", "customtasks", "-A"))
+    header, rows = table(kubectl.ok("get", "customtasks", "-A"))
     assert header == ["NAMESPACE", "NAME", "PRIORITY", "DEADLINE", "STATE", "AGE"]
     assert sorted(row[0] for row in rows if row[1] == name) == namespaces
 
 
-def test_get_label_selector_r5(kubectl: Kubectl) -> None:
+def test_get_label_selector_r5(kubectl: KindKubectl) -> None:
     """R1/R5: set-based and existence requirements, with commas inside parentheses."""
     namespace, names = _labelled(kubectl, "labels")
     out = kubectl.ok("get", "customtasks", "-n", namespace, "-l", "a in (x,y),!b", "-o", "name")
     assert sorted(out.split()) == sorted(f"{CUSTOM.qualified}/{names[n]}" for n in ("ax", "ay"))
-    _, rows = _table(kubectl.ok("get", "cutask", "-n", namespace, "-l", "a notin (x),b!=1"))
+    _, rows = table(kubectl.ok("get", "cutask", "-n", namespace, "-l", "a notin (x),b!=1"))
     assert sorted(row[0] for row in rows) == sorted([names["ay"], names["az"]])
 
 
-def test_get_field_selector_r5(kubectl: Kubectl) -> None:
+def test_get_field_selector_r5(kubectl: KindKubectl) -> None:
     """R5: ``metadata.name`` (as ``get NAME -w`` and ``wait`` use it) selects one object."""
     namespace, names = _labelled(kubectl, "fields")
     selector = f"--field-selector=metadata.name={names['az']}"
     out = kubectl.ok("get", "customtasks", "-n", namespace, selector, "-o", "name")
     assert out.split() == [f"{CUSTOM.qualified}/{names['az']}"]
-    _, rows = _table(kubectl.ok("get", "customtasks", "-A", selector))
+    _, rows = table(kubectl.ok("get", "customtasks", "-A", selector))
     assert [row[:2] for row in rows] == [[namespace, names["az"]]]
 
 
-def test_get_chunk_size_follows_continue_r5(kubectl: Kubectl) -> None:
+def test_get_chunk_size_follows_continue_r5(kubectl: KindKubectl) -> None:
     """R5: ``--chunk-size=1`` pages with limit/continue and still gets every object."""
     namespace, names = _labelled(kubectl, "chunks")
     paged = kubectl.run(
         "get", "customtasks", "-n", namespace, "--chunk-size=1", "-o", "name", "-v=6"
     )
-    assert paged.returncode == 0, _describe(paged)
+    assert paged.returncode == 0, describe(paged)
     assert sorted(paged.stdout.split()) == sorted(f"{CUSTOM.qualified}/{n}" for n in names.values())
     requests_made = [line for line in paged.stderr.splitlines() if "/customtasks?" in line]
     assert sum("continue=" in line for line in requests_made) >= len(names) - 1, paged.stderr
-    header, rows = _table(kubectl.ok("get", "customtasks", "-n", namespace, "--chunk-size=1"))
+    header, rows = table(kubectl.ok("get", "customtasks", "-n", namespace, "--chunk-size=1"))
     assert header[0] == "NAME"
     assert sorted(row[0] for row in rows) == sorted(names.values())
 
@@ -409,7 +319,7 @@ def test_get_chunk_size_follows_continue_r5(kubectl: Kubectl) -> None:
 
 
 @KINDS
-def test_replace_from_file_r9(kubectl: Kubectl, kind: Kind) -> None:
+def test_replace_from_file_r9(kubectl: KindKubectl, kind: Kind) -> None:
     """R9: ``replace -f`` without a resourceVersion (kubectl fetches it) stores the change."""
     name, namespace = f"replace-{kubectl.tag}", f"ns-{kubectl.tag}"
     kubectl.create(kind, namespace, task(kind, name, priority=2))
@@ -424,7 +334,7 @@ def test_replace_from_file_r9(kubectl: Kubectl, kind: Kind) -> None:
 
 
 @KINDS
-def test_delete_waits_until_gone_r11(kubectl: Kubectl, kind: Kind) -> None:
+def test_delete_waits_until_gone_r11(kubectl: KindKubectl, kind: Kind) -> None:
     """R11: ``delete`` answers, kubectl waits for the 404; a second delete is NotFound."""
     name, namespace = f"delete-{kubectl.tag}", f"ns-{kubectl.tag}"
     kubectl.create(kind, namespace, task(kind, name))
@@ -438,7 +348,7 @@ def test_delete_waits_until_gone_r11(kubectl: Kubectl, kind: Kind) -> None:
 # watch
 
 
-def test_get_watch_prints_each_change_r6(kubectl: Kubectl) -> None:
+def test_get_watch_prints_each_change_r6(kubectl: KindKubectl) -> None:
     """R6: ``get -w`` lists, then watches from the list's resourceVersion; ``get NAME -w``
     watches one object by field selector (its first, synthetic event is swallowed)."""
     namespace = f"watch-{kubectl.tag}"
@@ -489,7 +399,7 @@ class _Background:
 
     It runs with ``-v=6`` so that the test can see in stderr when its watch is open."""
 
-    def __init__(self, kubectl: Kubectl, *args: str) -> None:
+    def __init__(self, kubectl: KindKubectl, *args: str) -> None:
         command = [str(kubectl.binary), "--kubeconfig", kubectl.kubeconfig, "-v=6"]
         command += ["--cache-dir", str(kubectl.workdir / "cache-bg"), *args]
         self.command = command
@@ -552,7 +462,7 @@ def _collect(stream: IO[str], lines: list[str]) -> None:
 
 
 def _run_env(
-    kubectl: Kubectl, env: Mapping[str, str], *args: str
+    kubectl: KindKubectl, env: Mapping[str, str], *args: str
 ) -> subprocess.CompletedProcess[str]:
     """``kubectl.run`` with variables added to the environment (``EDITOR`` for ``edit``)."""
     command = [str(kubectl.binary), "--kubeconfig", kubectl.kubeconfig]
@@ -568,7 +478,7 @@ def _run_env(
     )
 
 
-def _admin_patch(kubectl: Kubectl, kind: Kind, name: str, namespace: str, patch: Any) -> None:
+def _admin_patch(kubectl: KindKubectl, kind: Kind, name: str, namespace: str, patch: Any) -> None:
     """A JSON merge patch with the admin certificate."""
     response = kubectl.server.session().patch(
         kubectl.server.url + kind.path(name, namespace),
@@ -579,14 +489,14 @@ def _admin_patch(kubectl: Kubectl, kind: Kind, name: str, namespace: str, patch:
     assert response.status_code == 200, response.text
 
 
-def _spec(kubectl: Kubectl, kind: Kind, name: str, namespace: str) -> dict[str, Any]:
+def _spec(kubectl: KindKubectl, kind: Kind, name: str, namespace: str) -> dict[str, Any]:
     response = kubectl.stored(kind, name, namespace)
     assert response.status_code == 200, response.text
     spec: dict[str, Any] = response.json()["spec"]
     return spec
 
 
-def _metadata(kubectl: Kubectl, kind: Kind, name: str, namespace: str) -> dict[str, Any]:
+def _metadata(kubectl: KindKubectl, kind: Kind, name: str, namespace: str) -> dict[str, Any]:
     response = kubectl.stored(kind, name, namespace)
     assert response.status_code == 200, response.text
     metadata: dict[str, Any] = response.json()["metadata"]
@@ -597,7 +507,7 @@ def _metadata(kubectl: Kubectl, kind: Kind, name: str, namespace: str) -> dict[s
 
 
 @KINDS
-def test_wait_for_delete_returns_when_deleted_r6_r11(kubectl: Kubectl, kind: Kind) -> None:
+def test_wait_for_delete_returns_when_deleted_r6_r11(kubectl: KindKubectl, kind: Kind) -> None:
     """R6/R11: ``wait --for=delete`` watches by field selector and exits 0 on the DELETED
     event of a delete made while it waits."""
     name, namespace = f"wait-del-{kubectl.tag}", f"ns-wait-{kubectl.tag}"
@@ -615,7 +525,7 @@ def test_wait_for_delete_returns_when_deleted_r6_r11(kubectl: Kubectl, kind: Kin
     assert kubectl.stored(kind, name, namespace).status_code == 404
 
 
-def test_wait_for_delete_follows_finalizer_removal_r11(kubectl: Kubectl) -> None:
+def test_wait_for_delete_follows_finalizer_removal_r11(kubectl: KindKubectl) -> None:
     """R11: a delete of an object with a finalizer only marks it; ``wait --for=delete``
     keeps waiting and exits 0 once the last finalizer is removed."""
     name, namespace = f"wait-fin-{kubectl.tag}", f"ns-wait-{kubectl.tag}"
@@ -636,7 +546,7 @@ def test_wait_for_delete_follows_finalizer_removal_r11(kubectl: Kubectl) -> None
 
 
 @KINDS
-def test_wait_for_jsonpath_returns_on_change_r6(kubectl: Kubectl, kind: Kind) -> None:
+def test_wait_for_jsonpath_returns_on_change_r6(kubectl: KindKubectl, kind: Kind) -> None:
     """R6: ``wait --for=jsonpath='{.spec.taskState}'=Finished`` keeps waiting while the task
     is Pending and exits 0 once a patch makes it Finished."""
     name, namespace = f"wait-jp-{kubectl.tag}", f"ns-wait-{kubectl.tag}"
@@ -658,7 +568,7 @@ def test_wait_for_jsonpath_returns_on_change_r6(kubectl: Kubectl, kind: Kind) ->
 
 
 @KINDS
-def test_apply_client_side_creates_configures_r8_r10(kubectl: Kubectl, kind: Kind) -> None:
+def test_apply_client_side_creates_configures_r8_r10(kubectl: KindKubectl, kind: Kind) -> None:
     """R8/R10: ``apply -f`` creates (with the last-applied annotation), then sends a merge
     patch of the change (a field left out of the file is removed), then changes nothing."""
     name, namespace = f"apply-{kubectl.tag}", f"ns-apply-{kubectl.tag}"
@@ -680,7 +590,7 @@ def test_apply_client_side_creates_configures_r8_r10(kubectl: Kubectl, kind: Kin
 
 
 @KINDS
-def test_apply_server_side_creates_and_updates_r10(kubectl: Kubectl, kind: Kind) -> None:
+def test_apply_server_side_creates_and_updates_r10(kubectl: KindKubectl, kind: Kind) -> None:
     """R10: ``apply --server-side`` creates the object, stores a change, and a server dry
     run stores nothing."""
     name, namespace = f"ssa-{kubectl.tag}", f"ns-apply-{kubectl.tag}"
@@ -707,7 +617,7 @@ def test_apply_server_side_creates_and_updates_r10(kubectl: Kubectl, kind: Kind)
     assert kubectl.stored(kind, name, namespace).json() == after
 
 
-def test_apply_server_side_after_client_side_r10(kubectl: Kubectl) -> None:
+def test_apply_server_side_after_client_side_r10(kubectl: KindKubectl) -> None:
     """R10: ``apply --server-side`` over an object made by client-side ``apply`` (kubectl's
     follow-ups for the last-applied annotation) stores the change."""
     name, namespace = f"csa-ssa-{kubectl.tag}", f"ns-apply-{kubectl.tag}"
@@ -720,7 +630,7 @@ def test_apply_server_side_after_client_side_r10(kubectl: Kubectl) -> None:
     assert _spec(kubectl, CUSTOM, name, namespace)["priority"] == 7
 
 
-def test_apply_server_side_syncs_last_applied_annotation_r10(kubectl: Kubectl) -> None:
+def test_apply_server_side_syncs_last_applied_annotation_r10(kubectl: KindKubectl) -> None:
     """R10: an apply by field manager ``kubectl`` to an object carrying the client-side
     last-applied annotation rewrites that annotation to the applied configuration
     (kube-apiserver's lastAppliedUpdater, for custom resources too); kubectl's follow-up
@@ -740,7 +650,7 @@ def test_apply_server_side_syncs_last_applied_annotation_r10(kubectl: Kubectl) -
 
 
 @KINDS
-def test_label_adds_and_removes_r10(kubectl: Kubectl, kind: Kind) -> None:
+def test_label_adds_and_removes_r10(kubectl: KindKubectl, kind: Kind) -> None:
     """R10: ``label`` merge-patches labels in; ``k-`` removes one (a null in the patch)."""
     name, namespace = f"label-{kubectl.tag}", f"ns-patch-{kubectl.tag}"
     scope = _scope(kind, namespace)
@@ -761,7 +671,7 @@ def test_label_adds_and_removes_r10(kubectl: Kubectl, kind: Kind) -> None:
 
 
 @KINDS
-def test_annotate_adds_and_removes_r10(kubectl: Kubectl, kind: Kind) -> None:
+def test_annotate_adds_and_removes_r10(kubectl: KindKubectl, kind: Kind) -> None:
     """R10: ``annotate`` merge-patches annotations in and out."""
     name, namespace = f"annotate-{kubectl.tag}", f"ns-patch-{kubectl.tag}"
     scope = _scope(kind, namespace)
@@ -776,7 +686,7 @@ def test_annotate_adds_and_removes_r10(kubectl: Kubectl, kind: Kind) -> None:
 
 
 @KINDS
-def test_patch_merge_and_json_r10(kubectl: Kubectl, kind: Kind) -> None:
+def test_patch_merge_and_json_r10(kubectl: KindKubectl, kind: Kind) -> None:
     """R10: ``--type=merge`` (null deletes) and ``--type=json`` (a failed ``test`` is refused
     and changes nothing); a patch that changes nothing prints ``(no change)``."""
     name, namespace = f"patch-{kubectl.tag}", f"ns-patch-{kubectl.tag}"
@@ -808,7 +718,7 @@ def test_patch_merge_and_json_r10(kubectl: Kubectl, kind: Kind) -> None:
 
 
 @KINDS
-def test_patch_strategic_is_unsupported_r10(kubectl: Kubectl, kind: Kind) -> None:
+def test_patch_strategic_is_unsupported_r10(kubectl: KindKubectl, kind: Kind) -> None:
     """R10: plain ``patch`` sends a strategic merge patch; the server answers 415 as for
     custom resources and kubectl reports it without falling back."""
     name, namespace = f"smp-{kubectl.tag}", f"ns-patch-{kubectl.tag}"
@@ -823,7 +733,7 @@ def test_patch_strategic_is_unsupported_r10(kubectl: Kubectl, kind: Kind) -> Non
 # edit
 
 
-def _editor(kubectl: Kubectl, script: str) -> dict[str, str]:
+def _editor(kubectl: KindKubectl, script: str) -> dict[str, str]:
     """An ``EDITOR`` that runs ``script`` (POSIX sh) on the file kubectl hands it as $1."""
     path = kubectl.workdir / "editor.sh"
     path.write_text(f"#!/bin/sh\nset -e\n{script}\n")
@@ -832,7 +742,7 @@ def _editor(kubectl: Kubectl, script: str) -> dict[str, str]:
 
 
 @KINDS
-def test_edit_with_scripted_editor_r10(kubectl: Kubectl, kind: Kind) -> None:
+def test_edit_with_scripted_editor_r10(kubectl: KindKubectl, kind: Kind) -> None:
     """R10: ``edit`` opens the object in ``$EDITOR`` and merge-patches what was changed; an
     edit that changes nothing is cancelled."""
     name, namespace = f"edit-{kubectl.tag}", f"ns-edit-{kubectl.tag}"
@@ -840,7 +750,7 @@ def test_edit_with_scripted_editor_r10(kubectl: Kubectl, kind: Kind) -> None:
     kubectl.create(kind, namespace, task(kind, name, priority=3, details="before"))
     before = kubectl.stored(kind, name, namespace).json()
     untouched = _run_env(kubectl, _editor(kubectl, "true"), "edit", *scope)
-    assert untouched.returncode == 0, _describe(untouched)
+    assert untouched.returncode == 0, describe(untouched)
     assert "Edit cancelled, no changes made." in untouched.stdout + untouched.stderr
     assert kubectl.stored(kind, name, namespace).json() == before
     script = (
@@ -848,8 +758,8 @@ def test_edit_with_scripted_editor_r10(kubectl: Kubectl, kind: Kind) -> None:
         " -e 's/^\\( *details:\\) before$/\\1 after/' \"$1\""
     )
     edited = _run_env(kubectl, _editor(kubectl, script), "edit", *scope)
-    assert edited.returncode == 0, _describe(edited)
-    assert edited.stdout == f"{kind.qualified}/{name} edited\n", _describe(edited)
+    assert edited.returncode == 0, describe(edited)
+    assert edited.stdout == f"{kind.qualified}/{name} edited\n", describe(edited)
     after = kubectl.stored(kind, name, namespace).json()
     assert after["spec"] == {**before["spec"], "priority": 6, "details": "after"}
     assert after["metadata"]["uid"] == before["metadata"]["uid"]
@@ -859,7 +769,7 @@ def test_edit_with_scripted_editor_r10(kubectl: Kubectl, kind: Kind) -> None:
 # delete by label selector
 
 
-def test_delete_by_label_selector_r11(kubectl: Kubectl) -> None:
+def test_delete_by_label_selector_r11(kubectl: KindKubectl) -> None:
     """R11: ``delete -l`` lists with the selector and deletes exactly the matching objects."""
     namespace, names = _labelled(kubectl, "dellabel")
     out = kubectl.ok("delete", "customtasks", "-n", namespace, "-l", "a=x")
@@ -875,5 +785,5 @@ def test_delete_by_label_selector_r11(kubectl: Kubectl) -> None:
     remaining = kubectl.ok("get", "customtasks", "-n", namespace, "-o", "name")
     assert remaining == ""
     nothing = kubectl.run("delete", "customtasks", "-n", namespace, "-l", "a=x")
-    assert nothing.returncode == 0, _describe(nothing)
+    assert nothing.returncode == 0, describe(nothing)
     assert "No resources found" in nothing.stdout + nothing.stderr
