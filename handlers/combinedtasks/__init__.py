@@ -7,8 +7,9 @@ from handlers.kinds import Kind
 from handlers.tasks import DEADLINE, PRIORITY, SELECTABLE_FIELDS, SPEC_SCHEMA, STATE
 
 
-def _events(obj: Any) -> list[Any]:
-    return list((obj.get("status") or {}).get("events") or [])
+def _events(obj: Any) -> Any:
+    # not list(): the package's list module shadows the builtin here
+    return (obj.get("status") or {}).get("events") or ()
 
 
 def _count(obj: Any) -> int:
