@@ -13,9 +13,10 @@ import pytest
 import requests
 from falcon import testing
 
+from handlers import kinds, watching
+from handlers.contract import ApiRequest, Deps
 from proxy.app import create_app
 from proxy.settings import Settings
-from store import Store
 from store.postgres import PostgresStore
 from store.sqlite import SQLiteStore
 from tests.conftest import AllowAll
@@ -183,13 +184,8 @@ def test_r6_send_initial_events_is_rejected_as_without_the_gate(server: Server, 
     assert "WatchList feature gate" in r.json()["message"]
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
-def test_r6_too_old_resource_version_is_one_error_event_410(
-    tmp_path: Path, engine: str, request: pytest.FixtureRequest
-) -> None:
-    store: Store = SQLiteStore(str(tmp_path / "s.db"))
-    if engine == "postgres":
-        store = PostgresStore(create_database(request.getfixturevalue("postgres_url")))
+def test_r6_too_old_resource_version_is_one_error_event_410(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "s.db"))
     settings = Settings.from_env({"APISERVER_SQLITE_PATH": str(tmp_path / "s.db")})
     app = create_app(settings, store=store, authorizer=AllowAll())
     client = testing.TestClient(app)
@@ -204,6 +200,25 @@ def test_r6_too_old_resource_version_is_one_error_event_410(
     status = lines[0]["object"]
     assert (status["code"], status["reason"]) == (410, "Expired")
     assert status["message"] == "too old resource version: 1 (2)"
+
+
+def test_r6_too_old_resource_version_on_postgresql_is_the_same_410(postgres_url: str) -> None:
+    store = PostgresStore(create_database(postgres_url))
+    try:
+        for name in ("a", "b", "c"):
+            store.create("clustertasks", "", name, {"metadata": {"name": name}}, {})
+        store.compact(min_age_seconds=0, min_revisions=1)
+        kind = kinds.find("clustertasks")
+        assert kind is not None
+        request = ApiRequest(kind, "watch", None, None, {"resourceVersion": "1"})
+        result = watching.watch(request, Deps(store), None)
+        (event,) = list(result.begin())
+        status = orjson.loads(event.body)
+        assert (event.type, status["code"], status["reason"]) == ("ERROR", 410, "Expired")
+        assert status["message"] == "too old resource version: 1 (2)"
+        assert result.follower.expired
+    finally:
+        store.close()
 
 
 def test_shutdown_ends_open_watches_cleanly(tmp_path: Path) -> None:
