@@ -25,6 +25,8 @@ CONNECT_TIMEOUT = 5.0
 POOL_SIZE = 32
 """Connections kept per host: about the concurrency of one worker's threads."""
 
+_BODY_TYPES = {"PATCH": "application/merge-patch+json"}
+
 Authorization = Callable[[], str | None]
 """Gives the ``Authorization`` header for the next request (None: send none)."""
 
@@ -234,6 +236,12 @@ class Cluster:
         """POST ``body`` as JSON to ``path`` and return the JSON object answered."""
         return self._call("POST", path, body=body, timeout=timeout)
 
+    def patch(
+        self, path: str, body: Mapping[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Apply ``body`` to ``path`` as a JSON merge patch; the object as patched."""
+        return self._call("PATCH", path, body=body, timeout=timeout)
+
     def watch(
         self, path: str, params: Mapping[str, str], *, idle_timeout: float | None = None
     ) -> WatchStream:
@@ -288,7 +296,10 @@ class Cluster:
         data = None
         if body is not None:
             data = orjson.dumps(body if isinstance(body, dict) else dict(body))
-            headers["Content-Type"] = "application/json"
+            merge = method == "PATCH"
+            headers["Content-Type"] = (
+                "application/merge-patch+json" if merge else "application/json"
+            )
         connect = CONNECT_TIMEOUT if read is None else min(CONNECT_TIMEOUT, read)
         try:
             response = self._session.request(
