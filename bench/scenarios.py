@@ -83,10 +83,10 @@ def fill(served: Served, plan: Plan) -> Figure:
     return _figure(f"creates/s while filling {plan.objects:,}", phase, None)
 
 
-def creates(served: Served, plan: Plan) -> Figure:
+def creates(served: Served, plan: Plan, goal: Goal = CREATES, label: str = "creates/s") -> Figure:
     """Time-bounded creates of distinct names in their own namespace."""
     job = create_job(served.target, CREATE_NAMESPACE, "c", warmup=plan.warmup, seconds=plan.seconds)
-    return _figure("creates/s", load.run(served.target, job, plan.clients, served.pid), CREATES)
+    return _figure(label, load.run(served.target, job, plan.clients, served.pid), goal)
 
 
 def gets(served: Served, plan: Plan, path: str, label: str, goal: Goal | None) -> Figure:
@@ -95,7 +95,7 @@ def gets(served: Served, plan: Plan, path: str, label: str, goal: Goal | None) -
     return _figure(label, load.run(served.target, job, plan.clients, served.pid), goal)
 
 
-def lists(served: Served, plan: Plan) -> Figure:
+def lists(served: Served, plan: Plan, goal: Goal = LIST_MS, prefix: str = "") -> Figure:
     """One client, one connection: unpaged JSON lists of the namespace, back to back."""
     request = served.target.get(COLLECTION.format(LIST_NAMESPACE))
     conn = Connection(served.target)
@@ -113,9 +113,9 @@ def lists(served: Served, plan: Plan) -> Figure:
     failure = f"HTTP {failed[0].status}: {failed[0].body[:300]!r}" if failed else ""
     items = first.body.count(b'"uid":')
     note = f"{plan.lists} sequential lists, {items:,} items, {first.size / 1e6:.1f} MB each"
-    label = f"list of {plan.objects:,} (median)"
+    label = f"{prefix}list of {plan.objects:,} (median)"
     median = percentile(latencies, 50) * 1000
-    return Figure(label, median, "ms", latencies, len(failed), LIST_MS, note=note, failure=failure)
+    return Figure(label, median, "ms", latencies, len(failed), goal, note=note, failure=failure)
 
 
 def _figure(label: str, phase: load.Phase, goal: Goal | None) -> Figure:

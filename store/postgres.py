@@ -17,13 +17,14 @@ read-only REPEATABLE READ transaction (one snapshot). ``bytea`` is read in binar
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
 import psycopg
 from psycopg.rows import TupleRow
-from psycopg_pool import ConnectionPool
 
 from store import (
     AlreadyExists,
@@ -173,27 +174,51 @@ class PostgresStore:
         of up to ``pool_size`` connections shared by all threads (a thread waits up to 30 s
         for a free one). Raises :class:`psycopg.OperationalError` at once when the database
         cannot be reached. Open it after forking: connections do not survive a fork."""
-        with psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout) as conn:
+        self._url, self._connect_timeout = url, connect_timeout
+        self._idle: builtins.list[Connection] = []  # list.pop/append are atomic
+        self._slots = threading.BoundedSemaphore(pool_size)
+        self._closed = False
+        with self._borrow() as conn:
             _install_schema(conn)
-        self._pool: ConnectionPool[Connection] = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=pool_size,
-            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
-            name="store",
-            open=True,
-        )
 
     # connections
 
+    @contextmanager
+    def _borrow(self) -> Iterator[Connection]:
+        """An idle connection (or a new one, up to the pool's size) for one operation; one
+        left broken or inside a transaction is closed rather than reused.
+
+        A plain LIFO list: a pool library's bookkeeping cost a get a quarter of its time."""
+        if self._closed:
+            raise psycopg.OperationalError("the store is closed")
+        if not self._slots.acquire(timeout=30):
+            raise psycopg.OperationalError("no free database connection within 30 s")
+        conn = None
+        try:
+            try:
+                conn = self._idle.pop()
+            except IndexError:
+                conn = psycopg.connect(
+                    self._url, autocommit=True, connect_timeout=self._connect_timeout
+                )
+            yield conn
+        finally:
+            if conn is not None:
+                idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                if idle and not conn.closed and not self._closed:
+                    self._idle.append(conn)
+                else:
+                    conn.close()
+            self._slots.release()
+
     def _one(self, query: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
         """The first row of one autocommit statement."""
-        with self._pool.connection() as conn:
+        with self._borrow() as conn:
             return conn.execute(query, params, binary=True).fetchone()
 
     def _snapshot(self, *queries: Query) -> builtins.list[builtins.list[tuple[Any, ...]]]:
         """The rows of each query, all read from one snapshot, in one round trip."""
-        with self._pool.connection() as conn:
+        with self._borrow() as conn:
             try:
                 with conn.pipeline():
                     conn.execute(_BEGIN_SNAPSHOT)
@@ -343,8 +368,10 @@ class PostgresStore:
         return int(target)
 
     def close(self) -> None:
-        """Close the pool and its connections."""
-        self._pool.close()
+        """Close the connections (those in use, when they come back)."""
+        self._closed = True
+        while self._idle:
+            self._idle.pop().close()
 
 
 def _install_schema(conn: Connection) -> None:
