@@ -28,7 +28,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import postgres, scenarios, watch
+from bench import combined, postgres, scenarios, watch
 from bench.report import (
     Figure,
     Goal,
@@ -88,6 +88,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="OPTION",
         help="extra gunicorn option for every server, e.g. --gunicorn-option=--reuse-port",
     )
+    combined = parser.add_argument_group("combinedtasks phase (its own servers and clusters)")
+    combined.add_argument("--no-combined", action="store_true", help="skip the phase")
+    combined.add_argument("--combined-only", action="store_true", help="run only this phase")
     pg = parser.add_argument_group("PostgreSQL phase (its own PostgreSQL and server)")
     pg.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL phase")
     pg.add_argument("--postgres-only", action="store_true", help="run only the PostgreSQL phase")
@@ -113,9 +116,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="APISERVER_THREADS of the watch server (0: enough for every watch on one worker)",
     )
     args = parser.parse_args(argv)
-    if sum((args.watch_only, args.postgres_only)) > 1:
-        parser.error("--watch-only and --postgres-only exclude each other")
-    if (args.no_watch and args.watch_only) or (args.no_postgres and args.postgres_only):
+    if sum((args.watch_only, args.postgres_only, args.combined_only)) > 1:
+        parser.error("only one --X-only at a time")
+    if (
+        (args.no_watch and args.watch_only)
+        or (args.no_postgres and args.postgres_only)
+        or (args.no_combined and args.combined_only)
+    ):
         parser.error("--no-X and --X-only exclude each other")
     if (
         min(args.watchers, args.watch_processes) < 1
@@ -456,14 +463,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = Log(args.workers)
     contenders = CONTENDERS[:-1] if args.no_gevent_server else CONTENDERS
     settings = Settings.from_env()  # what the servers read too: they inherit the environment
-    only = args.watch_only or args.postgres_only
-    watching = None if args.no_watch or args.postgres_only else watch_plan(args, settings)
+    only = args.watch_only or args.postgres_only or args.combined_only
+    watching = None
+    if not (args.no_watch or args.postgres_only or args.combined_only):
+        watching = watch_plan(args, settings)
     with workdir(args.keep) as root:
         run = Run(root, plan, launch, log, settings.auth_cache_seconds, args.auth_rounds)
         measured = None if only else measure(run, contenders)
-        on_postgres = None
-        if not (args.no_postgres or args.watch_only):
+        on_postgres = joined = None
+        if not (args.no_postgres or args.watch_only or args.combined_only):
             on_postgres = postgres.run(root, launch, plan, say, log.check)
+        if not (args.no_combined or args.watch_only or args.postgres_only):
+            joined = combined.run(root, launch, plan.lists, say, log.check)
         watched = None if watching is None else watch_phase(run, watching)
     say("done")
     if measured is not None:
@@ -471,6 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
     if on_postgres is not None:
         print(postgres.report(on_postgres, measured.figures if measured else None), end="\n\n")
+    if joined is not None:
+        print(combined.report(joined), end="\n\n")
     if watched is not None:
         print(watch.report(watched), end="\n\n")
     print("server logs: " + ("; ".join(log.lines) if log.lines else "no errors, no restarts"))

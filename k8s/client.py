@@ -7,9 +7,11 @@ plugins): its models cost ten times raw JSON on the request path, and ``response
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import importlib
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -351,6 +353,13 @@ class WatchStream:
             yield _event(pending, self._call)
 
     def close(self) -> None:
+        """End the stream now, even while another thread waits in a read: closing the
+        response alone would wait for that read, that is for the next event."""
+        connection = getattr(self._response.raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         self._response.close()
 
 

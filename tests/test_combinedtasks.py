@@ -350,3 +350,16 @@ def test_with_the_cluster_down_combinedtasks_are_503_and_stored_kinds_keep_worki
                 assert name in kubectl.ok("get", "customtasks", "-n", "default")
     finally:
         cluster.stop()
+
+
+def test_shutdown_ends_a_combinedtasks_watch_cleanly_and_at_once(tmp_path: Path) -> None:
+    with FakeCluster() as cluster, _server(tmp_path, cluster, workers=1) as server:
+        Setup(server, cluster).seed("cb-stop", "a")
+        url = f"{server.url}{GV}/namespaces/cb-stop/combinedtasks"
+        params = {"watch": "true", "timeoutSeconds": "600"}
+        lines = server.session().get(url, params=params, stream=True, timeout=30).iter_lines()
+        assert orjson.loads(next(lines))["type"] == "ADDED"
+        stopped = time.monotonic()
+        server.process.terminate()
+        assert list(lines) == []  # the final chunk came: no "Response ended prematurely"
+        assert time.monotonic() - stopped < 5  # not gunicorn's graceful timeout
