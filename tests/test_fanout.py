@@ -60,9 +60,7 @@ class Counted:
         return self._render(event, first)
 
 
-def start(
-    fan: FanOut, store: SQLiteStore, outlet: Outlet, render: Counted, **query: str
-) -> Watch:
+def start(fan: FanOut, store: SQLiteStore, outlet: Outlet, render: Counted, **query: str) -> Watch:
     """Subscribe a watch of namespace ``ns`` from now and hand it to the fan-out."""
     assert KIND is not None
     request = ApiRequest(KIND, "watch", "ns", None, {"resourceVersion": "0", **query})
@@ -157,9 +155,7 @@ def test_a_client_that_hangs_up_is_noticed_without_any_write(
     store.create(RESOURCE, "ns", "after", obj("after"), {})  # nothing left to write it to
 
 
-def test_chunks_on_the_socket_are_http_chunked_event_lines(
-    fan: FanOut, store: SQLiteStore
-) -> None:
+def test_chunks_on_the_socket_are_http_chunked_event_lines(fan: FanOut, store: SQLiteStore) -> None:
     server_end, client_end = socket.socketpair()
     start(fan, store, SocketOutlet(server_end), Counted())
     time.sleep(0.05)
