@@ -196,25 +196,10 @@ def run(
                 say(f"combinedtasks: a watch seeing {WATCH_CHANGES:,} Task changes")
                 watch_lists, watch_seconds = _watch_cost(served)
         check(f"combined-{key}", served)
-    note = f"{lists} sequential lists of {tasks:,} Tasks x {events} Events"
     return Combined(
-        Figure(
-            "combinedtasks list, Events cache off",
-            _ms(figures["cold"][0]),
-            "ms",
-            figures["cold"][0],
-            0,
-            note=note,
-        ),
-        Figure(
-            "combinedtasks list, Events cache 2 s",
-            _ms(figures["warm"][0]),
-            "ms",
-            figures["warm"][0],
-            0,
-            note=note,
-        ),
-        Figure("the two upstream lists, fetched and parsed", _ms(baseline), "ms", baseline, 0),
+        _median("combinedtasks list, Events cache off", figures["cold"][0]),
+        _median("combinedtasks list, Events cache 2 s", figures["warm"][0]),
+        _median("the two upstream lists, fetched and parsed", baseline),
         figures["cold"][1],
         figures["warm"][1],
         watch_lists,
@@ -222,8 +207,8 @@ def run(
     )
 
 
-def _ms(latencies: list[float]) -> float:
-    return percentile(latencies, 50) * 1000
+def _median(label: str, latencies: list[float]) -> Figure:
+    return Figure(label, percentile(latencies, 50) * 1000, "ms", latencies, 0)
 
 
 def report(combined: Combined) -> str:

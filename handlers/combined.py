@@ -32,7 +32,7 @@ from handlers.contract import (
     WatchEvent,
 )
 from handlers.errors import GROUP_VERSION, ApiError, service_unavailable
-from handlers.selectors import parse_field_selector, parse_label_selector
+from handlers.selectors import object_selector
 from handlers.watching import lifetime
 from k8s.client import ClusterError, WatchStream
 from k8s.events import TASK_UID
@@ -104,7 +104,13 @@ def watch(request: ApiRequest, deps: Deps) -> RelayResult:
     watch's lifetime), joined with Events; 410 and other ERROR events pass through."""
     upstream = _upstream(request, deps)
     seconds = lifetime(request.param("timeoutSeconds"))
-    selects = _selector(request)
+    # The cluster applies the selectors to its watch; this tests the tasks a watch learns of
+    # through their Events.
+    selects = object_selector(
+        request.param("labelSelector"),
+        request.param("fieldSelector"),
+        request.kind.selectable_fields,
+    )
     params = {key: value for key in WATCHED if (value := request.param(key))}
     params["timeoutSeconds"] = str(max(1, round(seconds)))
     tasks = _read(lambda: upstream.cluster.watch(_tasks(request.namespace), params))
@@ -147,26 +153,6 @@ def _upstream(request: ApiRequest, deps: Deps) -> Upstream:
         request.authorize("list", TASK_GROUP, "tasks")
         request.authorize("list", "", "events")
     return upstream
-
-
-def _selector(request: ApiRequest) -> Callable[[Mapping[str, Any]], bool]:
-    """The watch's selectors as a test of a Task (the cluster applies them to its watch; this
-    tests the tasks a watch learns of through their Events)."""
-    labels = parse_label_selector(request.param("labelSelector"))
-    fields = parse_field_selector(request.param("fieldSelector"), request.kind.field_selectors)
-
-    def selects(task: Mapping[str, Any]) -> bool:
-        metadata = task.get("metadata") or {}
-        values = {
-            "metadata.name": str(metadata.get("name", "")),
-            "metadata.namespace": str(metadata.get("namespace", "")),
-            **{field: get(task) for field, get in request.kind.selectable_fields.items()},
-        }
-        return labels.matches(metadata.get("labels") or {}) and fields.matches(
-            lambda field: values.get(field, "")
-        )
-
-    return selects
 
 
 def _read(call: Callable[[], T]) -> T:

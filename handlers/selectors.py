@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from handlers.errors import ApiError, bad_request
 
@@ -246,3 +247,25 @@ def parse_field_selector(text: str, supported: Collection[str]) -> FieldSelector
             raise bad_request(f"field label not supported: {field}")
         requirements.append(FieldRequirement(field, _unescape(raw), op == "!="))
     return FieldSelector(tuple(requirements))
+
+
+def object_selector(
+    labels: str, fields: str, getters: Mapping[str, Callable[[Mapping[str, Any]], str]]
+) -> Callable[[Mapping[str, Any]], bool]:
+    """``labelSelector`` and ``fieldSelector`` as a test of one object as the API returns it:
+    fields are ``metadata.name``, ``metadata.namespace`` and those of ``getters``."""
+    label_selector = parse_label_selector(labels)
+    field_selector = parse_field_selector(fields, ("metadata.name", "metadata.namespace", *getters))
+
+    def selects(obj: Mapping[str, Any]) -> bool:
+        metadata = obj.get("metadata") or {}
+        values = {
+            "metadata.name": str(metadata.get("name", "")),
+            "metadata.namespace": str(metadata.get("namespace", "")),
+            **{field: get(obj) for field, get in getters.items()},
+        }
+        return label_selector.matches(metadata.get("labels") or {}) and field_selector.matches(
+            lambda field: values.get(field, "")
+        )
+
+    return selects

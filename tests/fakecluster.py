@@ -3,6 +3,10 @@
 It answers what this server asks of a real cluster, in kube's shapes and wording, so the code
 under test runs its real client (``k8s.client.Cluster``) over real TLS. Routes are a table of
 ``(method, path regex) -> handler`` so later kinds (Tasks, Events, watches) are added as entries.
+
+Tests break it on purpose: ``fail`` and ``slow`` per resource, ``down`` for the whole cluster,
+``cut_connections`` (and ``objects.cut_watches``) for dropped streams; ``count`` tells how often
+the code under test called it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +36,13 @@ from tests.fakeobjects import Objects, install
 CONFIGMAP_PATH = r"/api/v1/namespaces/(?P<namespace>[^/]+)/configmaps/(?P<name>[^/]+)"
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
 SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+FAKE_USER = "system:serviceaccount:default:fake"
+"""Who the code under test is to the fake: named in its Forbidden answers."""
+RESOURCE_PATH = re.compile(
+    r"/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)(?:/namespaces/(?P<namespace>[^/]+))?"
+    r"/(?P<resource>[^/]+)(?:/(?P<name>[^/]+))?(?:/[^/]+)?"
+)
+"""kube's resource paths: core or group, optional namespace, resource, name, subresource."""
 
 REASONS = {
     400: "BadRequest",
@@ -83,6 +94,36 @@ class Call:
 Route = Callable[[Call], Reply]
 
 
+@dataclass(frozen=True)
+class Target:
+    """What a request acts on, as kube's RequestInfo names it (for per-resource failures)."""
+
+    verb: str
+    group: str
+    resource: str
+    namespace: str = ""
+    name: str = ""
+
+    @classmethod
+    def of(cls, request: Recorded) -> Target | None:
+        """The target of a request on a resource path; ``None`` for any other path."""
+        match = RESOURCE_PATH.fullmatch(request.path)
+        if match is None:
+            return None
+        name = match["name"] or ""
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(request.method, "")
+        if request.method == "GET":
+            verb = "get" if name else "watch" if is_watch(request.query) else "list"
+        elif request.method == "DELETE":
+            verb = "delete" if name else "deletecollection"
+        return cls(verb, match["group"] or "", match["resource"], match["namespace"] or "", name)
+
+
+def is_watch(query: Mapping[str, str]) -> bool:
+    """A watch request, as the fake's routes tell one from a list."""
+    return query.get("watch") in ("true", "1")
+
+
 def status(
     code: int, message: str, *, reason: str | None = None, details: dict[str, Any] | None = None
 ) -> Reply:
@@ -99,6 +140,41 @@ def status(
     if details:
         body["details"] = details
     return Reply(code, body)
+
+
+def forbidden(target: Target) -> Reply:
+    """kube's Forbidden for ``FAKE_USER`` (RBAC with no binding, so no reason follows)."""
+    qualified = f"{target.resource}.{target.group}" if target.group else target.resource
+    subject = f'{qualified} "{target.name}"' if target.name else qualified
+    scope = f'in the namespace "{target.namespace}"' if target.namespace else "at the cluster scope"
+    details = {"name": target.name, "group": target.group, "kind": target.resource}
+    return status(
+        403,
+        f'{subject} is forbidden: User "{FAKE_USER}" cannot {target.verb} resource '
+        f'"{target.resource}" in API group "{target.group}" {scope}',
+        details={key: value for key, value in details.items() if value},
+    )
+
+
+def failure(code: int, target: Target) -> Reply:
+    """An injected failure, worded as kube-apiserver words that code."""
+    if code == 403:
+        return forbidden(target)
+    if code == 429:  # max-in-flight or priority and fairness rejected the request
+        reply = status(
+            429, "Too many requests, please try again later.", details={"retryAfterSeconds": 1}
+        )
+        reply.headers["Retry-After"] = "1"
+        return reply
+    if code == 500:
+        return status(500, "Internal error occurred: fake cluster failure")
+    if code == 504:  # the request outlived its deadline
+        return status(
+            504,
+            "Timeout: request did not complete within requested timeout - context deadline "
+            "exceeded",
+        )
+    return status(code, f"fake cluster failure {code}")
 
 
 def authentication_data(
@@ -153,7 +229,15 @@ class FakeCluster:
         self.tokens: dict[str, dict[str, Any]] = {}
         self.decide: Callable[[dict[str, Any]], tuple[bool, str]] = default_decide
         self.failure: int | None = None
+        """A code every review answers with (kube's Forbidden for 403)."""
         self.delay = 0.0
+        """Seconds each review takes."""
+        self.fail: dict[str, int] = {}
+        """Resource plural (``"tasks"``, ``"events"``, ...) -> the code its requests answer with,
+        watches included, as :func:`failure` words it."""
+        self.slow: dict[str, float] = {}
+        """Resource plural -> seconds its requests wait before being answered."""
+        self._down = False
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
         self.routes: dict[tuple[str, str], Route] = {
@@ -183,6 +267,24 @@ class FakeCluster:
         )
         self._thread.start()
         return self
+
+    @property
+    def down(self) -> bool:
+        """While true, every connection is dropped before its TLS handshake, as when the
+        apiserver is gone; setting it cuts the open connections too."""
+        return self._down
+
+    @down.setter
+    def down(self, value: bool) -> None:
+        self._down = value
+        if value:
+            self.cut_connections()
+
+    def cut_connections(self) -> None:
+        """Drop every open connection with no last chunk (a crash or a broken network, not a
+        watch timeout: that is ``objects.cut_watches``); pooled clients reconnect."""
+        self._server.cut_connections()
+        self.objects.cut_watches()  # releases the threads of the watches just dropped
 
     def stop(self) -> None:
         """Stop serving and cut open connections (a pooled client reconnects and is refused)."""
@@ -238,6 +340,17 @@ class FakeCluster:
         with self._lock:
             return list(self.requests)
 
+    def count(self, method: str, pattern: str, *, watch: bool | None = None) -> int:
+        """Requests received with ``method`` on a path that ``pattern`` matches whole: only
+        watches when ``watch`` is true, only the others when false, all when ``None``."""
+        return sum(
+            1
+            for request in self.recorded()
+            if request.method == method
+            and re.fullmatch(pattern, request.path)
+            and (watch is None or is_watch(request.query) == watch)
+        )
+
     def route(self, method: str, pattern: str, handler: Route) -> None:
         """Add or replace a route."""
         self.routes[(method, pattern)] = handler
@@ -250,6 +363,12 @@ class FakeCluster:
             self.requests.append(request)
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return status(401, "Unauthorized")
+        target = Target.of(request)
+        if target is not None:
+            time.sleep(self.slow.get(target.resource, 0.0))
+            code = self.fail.get(target.resource)
+            if code is not None:
+                return failure(code, target)
         methods_here = False
         for (method, pattern), handler in list(self.routes.items()):
             match = re.fullmatch(pattern, request.path)
@@ -266,17 +385,8 @@ class FakeCluster:
         """What reviews share: the delay, the injected failure and kube's body checks."""
         if self.delay:
             time.sleep(self.delay)
-        resource = f"{kind.lower()}s.{group}"
         if self.failure is not None:
-            if self.failure == 403:
-                return status(
-                    403,
-                    f'{resource} is forbidden: User "system:serviceaccount:default:fake" '
-                    f'cannot create resource "{kind.lower()}s" in API group "{group}" '
-                    "at the cluster scope",
-                    details={"group": group, "kind": f"{kind.lower()}s"},
-                )
-            return status(self.failure, f"fake cluster failure {self.failure}")
+            return failure(self.failure, Target("create", group, f"{kind.lower()}s"))
         body = call.request.body
         if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
             return status(400, f"the body of the request was not a {kind} object")
@@ -396,6 +506,9 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.fake.down:
+            request.close()
+            return
         request.settimeout(_Handler.timeout)
         try:
             tls = self.context.wrap_socket(request, server_side=True)

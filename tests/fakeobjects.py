@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from handlers.errors import ApiError
-from handlers.selectors import parse_field_selector, parse_label_selector
+from handlers.patching import merge
+from handlers.selectors import object_selector
 
 if TYPE_CHECKING:
     from tests.fakecluster import Call, FakeCluster, Reply
@@ -190,7 +191,7 @@ class Objects:
     def patch(self, kind: Kind, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         with self.changed:
             current = self._current(kind, namespace, name)
-            return self._replace(kind, current, _merge(current, patch))
+            return self._replace(kind, current, merge(current, patch))
 
     def delete(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
         with self.changed:
@@ -383,35 +384,9 @@ def _expired(requested: int, oldest: int) -> dict[str, Any]:
 
 
 def _selector(kind: Kind, query: Mapping[str, str]) -> Callable[[Mapping[str, Any]], bool]:
-    supported = ("metadata.name", "metadata.namespace", *kind.fields)
-    labels = parse_label_selector(query.get("labelSelector", ""))
-    fields = parse_field_selector(query.get("fieldSelector", ""), supported)
-
-    def selects(obj: Mapping[str, Any]) -> bool:
-        metadata = obj.get("metadata") or {}
-        values = {
-            "metadata.name": str(metadata.get("name", "")),
-            "metadata.namespace": str(metadata.get("namespace", "")),
-            **{name: get(obj) for name, get in kind.fields.items()},
-        }
-        return labels.matches(metadata.get("labels") or {}) and fields.matches(
-            lambda name: values.get(name, "")
-        )
-
-    return selects
-
-
-def _merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 merge patch: objects merge, null deletes, anything else replaces."""
-    if not isinstance(patch, dict):
-        return patch
-    merged = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = _merge(merged.get(key), value)
-    return merged
+    return object_selector(
+        query.get("labelSelector", ""), query.get("fieldSelector", ""), kind.fields
+    )
 
 
 def _copy(obj: Mapping[str, Any]) -> dict[str, Any]:
