@@ -168,10 +168,19 @@ def test_get_one_as_yaml_is_a_combined_task_with_its_events_oldest_first(
     )
 
 
-def test_an_empty_namespace_prints_no_resources_found(kubectl: Kubectl) -> None:
+def test_an_empty_namespace_prints_no_resources_found(setup: Setup, kubectl: Kubectl) -> None:
     result = kubectl.run("get", "combinedtasks", "-n", f"cb-empty-{kubectl.tag}")
     assert result.returncode == 0
     assert result.stderr.strip() == f"No resources found in cb-empty-{kubectl.tag} namespace."
+    url = f"{setup.server.url}{GV}/namespaces/cb-empty-{kubectl.tag}/combinedtasks"
+    empty = setup.server.session().get(url).json()
+    assert (empty["kind"], empty["items"]) == ("CombinedTaskList", [])
+
+
+def test_explain_shows_the_events_of_the_schema(kubectl: Kubectl) -> None:
+    explained = kubectl.ok("explain", "combinedtasks.status")
+    assert "KIND:       CombinedTask" in explained
+    assert "The core/v1 Events labelled example.example.com/task-uid" in explained
 
 
 def test_watch_shows_a_task_change_and_a_newly_recorded_event(
@@ -297,6 +306,21 @@ def test_a_burst_of_task_changes_on_a_watch_costs_one_events_list_per_ttl(
     assert count(setup.cluster, "GET", TASK_LISTS) == 0
 
 
+def test_an_expired_resource_version_upstream_is_an_error_event_410(setup: Setup) -> None:
+    ns = "cb-expired"
+    setup.seed(ns, "old")
+    setup.cluster.objects.compact()
+    url = f"{setup.server.url}{GV}/namespaces/{ns}/combinedtasks"
+    params = {"watch": "true", "resourceVersion": "1", "timeoutSeconds": "10"}
+    lines = setup.server.session().get(url, params=params, stream=True, timeout=30).iter_lines()
+    event = orjson.loads(next(line for line in lines if line))
+    assert (event["type"], event["object"]["code"], event["object"]["reason"]) == (
+        "ERROR",
+        410,
+        "Expired",
+    )
+
+
 # access
 
 
@@ -348,6 +372,7 @@ def test_with_the_cluster_down_combinedtasks_are_503_and_stored_kinds_keep_worki
                 }
                 kubectl.ok("create", "-n", "default", "-f", kubectl.write(f"{name}.yaml", manifest))
                 assert name in kubectl.ok("get", "customtasks", "-n", "default")
+                assert "No resources found" in kubectl.run("get", "clustertasks").stderr
     finally:
         cluster.stop()
 
