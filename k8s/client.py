@@ -159,15 +159,17 @@ class Cluster:
     ) -> Cluster | None:
         """In-cluster when KUBERNETES_SERVICE_HOST is set, else a kubeconfig; None when no cluster.
 
-        The kubeconfig is ``kubeconfig``, else ``$KUBECONFIG`` (a path list, merged as kubectl
-        does; ignored when none of its files exists), else ``~/.kube/config`` if it exists. A
+        The kubeconfig is ``kubeconfig`` (a path or a path list), else ``$KUBECONFIG`` (a path
+        list, merged as kubectl does; ignored when none of its files exists), else
+        ``~/.kube/config`` if it exists. A
         configuration that is present but unusable raises ClusterError (status None) rather than
         quietly running without the cluster.
         """
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
             return cls._in_cluster(timeout)
         if kubeconfig:
-            if not Path(kubeconfig).expanduser().is_file():
+            paths = [p for p in kubeconfig.split(os.pathsep) if p]
+            if not any(Path(p).expanduser().is_file() for p in paths):
                 raise ClusterError(f"kubeconfig {kubeconfig}: no such file")
             return cls._from_kubeconfig(kubeconfig, timeout)
         listed = os.environ.get("KUBECONFIG", "")

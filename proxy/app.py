@@ -44,7 +44,7 @@ from handlers.errors import (
     request_entity_too_large,
     service_unavailable,
 )
-from k8s.client import Cluster
+from k8s.client import Cluster, ClusterError
 from k8s.events import TaskEvents
 from k8s.reviews import authentication_configmap, subject_access_review, token_review
 from proxy import authz, lifecycle
@@ -510,10 +510,11 @@ class Security:
             cluster = Cluster.from_environment(
                 settings.kubeconfig or None, timeout=settings.review_timeout_seconds
             )
+        upstream = cluster or _user_cluster(settings)
         self.upstream = None
-        if cluster is not None:
-            events = TaskEvents(cluster, ttl=settings.events_cache_seconds)
-            self.upstream = Upstream(cluster, events, settings.combined_access_check)
+        if upstream is not None:
+            events = TaskEvents(upstream, ttl=settings.events_cache_seconds)
+            self.upstream = Upstream(upstream, events, settings.combined_access_check)
         load: Callable[[], AuthConfig]
         tokens: TokenReviewer | None = None
         if cluster is None:
@@ -535,6 +536,17 @@ class Security:
         self.source.refresh()
         self.source.start()
         self.authenticator = Authenticator(lambda: self.source.current, tokens)
+
+
+def _user_cluster(settings: Settings) -> Cluster | None:
+    """In dev, the cluster of ``KUBECONFIG`` (if set and usable) for combinedtasks only."""
+    if not settings.user_kubeconfig:
+        return None
+    try:
+        return Cluster.from_environment(settings.user_kubeconfig)
+    except ClusterError as error:
+        log.warning("combinedtasks have no cluster: %s", error)
+        return None
 
 
 def create_app(

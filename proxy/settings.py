@@ -38,6 +38,7 @@ class Settings:
     auth_cache_seconds: float
     review_timeout_seconds: float
     in_cluster: bool
+    user_kubeconfig: str  # KUBECONFIG: in dev, the cluster combinedtasks read (auth stays local)
     watch_bookmark_seconds: float
     events_cache_seconds: float
     combined_access_check: bool
@@ -77,6 +78,7 @@ class Settings:
             auth_cache_seconds=float(e.get("APISERVER_AUTH_CACHE_SECONDS", "10")),
             review_timeout_seconds=float(e.get("APISERVER_REVIEW_TIMEOUT_SECONDS", "10")),
             in_cluster=bool(e.get("KUBERNETES_SERVICE_HOST")),
+            user_kubeconfig=e.get("KUBECONFIG", ""),
             watch_bookmark_seconds=float(e.get("APISERVER_WATCH_BOOKMARK_SECONDS", "60")),
             events_cache_seconds=float(e.get("APISERVER_EVENTS_CACHE_SECONDS", "2")),
             combined_access_check=e.get("APISERVER_COMBINED_ACCESS_CHECK", "true").lower()

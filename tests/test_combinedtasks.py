@@ -388,3 +388,16 @@ def test_shutdown_ends_a_combinedtasks_watch_cleanly_and_at_once(tmp_path: Path)
         server.process.terminate()
         assert list(lines) == []  # the final chunk came: no "Response ended prematurely"
         assert time.monotonic() - stopped < 5  # not gunicorn's graceful timeout
+
+
+def test_in_dev_combinedtasks_read_the_cluster_of_kubeconfig_and_auth_stays_local(
+    tmp_path: Path,
+) -> None:
+    with FakeCluster() as cluster:
+        env = {"KUBECONFIG": str(cluster.kubeconfig(tmp_path))}
+        with run_server(tmp_path, env=env, workers=1) as server:
+            Setup(server, cluster).seed("cb-dev", "mine", events=2)
+            listed = server.session().get(f"{server.url}{GV}/namespaces/cb-dev/combinedtasks")
+            assert [len(i["status"]["events"]) for i in listed.json()["items"]] == [2]
+            assert cluster.reviews() == []  # the dev CA and system:masters, no cluster reviews
+            assert not any("configmaps" in r.path for r in cluster.recorded())
