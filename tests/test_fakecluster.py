@@ -298,8 +298,7 @@ def test_delete_with_a_finalizer_is_modified_then_deleted_on_a_watch(
         headers={"Content-Type": "application/merge-patch+json"},
     )
     assert released.status_code == 200
-    gone = http.delete(f"{url}/free")  # no finalizer: gone at once, answered with the object
-    assert (gone.status_code, gone.json()["metadata"]["name"]) == (200, "free")
+    assert http.delete(f"{url}/free").status_code == 200  # no finalizer: gone at once
     assert events(watch, 4) == [
         ("ADDED", "free"),
         ("MODIFIED", "held"),
@@ -433,3 +432,86 @@ def test_stop_ends_an_open_watch_with_its_last_chunk() -> None:
     fake.stop()
     assert ended.wait(5)
     http.close()
+
+
+# -- where the fake still differs from kube: strict, so each turns red once tests/fakeobjects.py
+# -- learns the behaviour, and its marker goes ---------------------------------------------------
+
+
+def differs(how: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(reason=f"tests/fakeobjects.py: {how}", strict=True)
+
+
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+@differs("a merge patch's metadata.resourceVersion is no precondition")
+def test_merge_patch_with_a_stale_resource_version_is_a_conflict(
+    fake: FakeCluster, http: requests.Session
+) -> None:
+    stale = fake.objects.put(TASKS, task("a"))
+    fake.objects.update(TASKS, "ns", "a", {**stale, "spec": {"priority": 2}})
+    version = stale["metadata"]["resourceVersion"]
+    patch = {"metadata": {"labels": {"x": "y"}, "resourceVersion": version}}
+    url = f"{fake.url}{TASKS_PATH}/namespaces/ns/tasks/a"
+    assert http.patch(url, data=orjson.dumps(patch), headers=MERGE).status_code == 409
+
+
+@differs("a JSON patch is merged as if it were a merge patch")
+def test_json_patch(fake: FakeCluster, http: requests.Session) -> None:
+    fake.objects.put(TASKS, task("a"))
+    patch = [{"op": "add", "path": "/metadata/labels/x", "value": "y"}]
+    patched = http.patch(
+        f"{fake.url}{TASKS_PATH}/namespaces/ns/tasks/a",
+        data=orjson.dumps(patch),
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+    assert (patched.status_code, patched.json()["metadata"]["labels"]) == (200, {"x": "y"})
+
+
+@differs("a strategic merge patch of a custom resource is merged, not refused")
+def test_strategic_merge_patch_of_a_custom_resource_is_415(
+    fake: FakeCluster, http: requests.Session
+) -> None:
+    fake.objects.put(TASKS, task("a"))
+    refused = http.patch(
+        f"{fake.url}{TASKS_PATH}/namespaces/ns/tasks/a",
+        data=b"{}",
+        headers={"Content-Type": "application/strategic-merge-patch+json"},
+    )
+    assert refused.status_code == 415
+    assert refused.json()["reason"] == "UnsupportedMediaType"
+
+
+@differs("the items of a core list carry kind and apiVersion")
+def test_core_list_items_have_no_kind(fake: FakeCluster, http: requests.Session) -> None:
+    fake.objects.put(EVENTS, {"metadata": {"name": "e", "namespace": "ns"}, "reason": "R"})
+    (item,) = http.get(f"{fake.url}/api/v1/events").json()["items"]
+    assert "kind" not in item and "apiVersion" not in item
+
+
+@differs("a continued list reads the present, not the first page's snapshot")
+def test_continued_pages_are_one_snapshot(fake: FakeCluster, http: requests.Session) -> None:
+    for name in ("t0", "t1", "t2"):
+        fake.objects.put(TASKS, task(name))
+    url = f"{fake.url}{TASKS_PATH}/tasks"
+    first = http.get(url, params={"limit": "2"}).json()
+    fake.objects.put(TASKS, task("t3"))
+    rest = http.get(url, params={"limit": "2", "continue": first["metadata"]["continue"]}).json()
+    assert [item["metadata"]["name"] for item in rest["items"]] == ["t2"]
+    assert rest["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"] == "3"
+
+
+@differs("a delete that removes at once answers the object, not a Success Status")
+def test_immediate_delete_answers_a_success_status(
+    fake: FakeCluster, http: requests.Session
+) -> None:
+    uid = fake.objects.put(TASKS, task("a"))["metadata"]["uid"]
+    gone = http.delete(f"{fake.url}{TASKS_PATH}/namespaces/ns/tasks/a")
+    assert gone.json() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {"name": "a", "group": "example.example.com", "kind": "tasks", "uid": uid},
+    }
