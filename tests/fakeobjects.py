@@ -3,9 +3,11 @@
 One resourceVersion counter for everything (as etcd gives kube-apiserver), a history of changes
 for watches from a resourceVersion (trimmed by ``compact``), list with label and field selectors
 and ``limit``/``continue``, watch with selectors (an object leaving the selector is DELETED),
-bookmarks and ``timeoutSeconds``, create (with ``generateName``), PUT with resourceVersion
-preconditions, merge PATCH, and DELETE that honours finalizers. ``install`` adds the routes to a
-:class:`tests.fakecluster.FakeCluster`.
+bookmarks and ``timeoutSeconds``, create (with ``generateName``), PUT and PATCH (merge, JSON;
+strategic merge only for core kinds) with resourceVersion preconditions, and DELETE that
+honours finalizers. Not modelled: continued list pages read the present state, not the first
+page's snapshot; a DELETE answers the object, where kube may answer a Success Status.
+``install`` adds the routes to a :class:`tests.fakecluster.FakeCluster`.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from handlers.errors import ApiError
-from handlers.patching import merge
+from handlers.errors import ApiError, unsupported_media_type
+from handlers.patching import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, apply
 from handlers.selectors import object_selector
 
 if TYPE_CHECKING:
     from tests.fakecluster import Call, FakeCluster, Reply
 
 Getter = Callable[[Mapping[str, Any]], str]
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
 def _path(*keys: str) -> Getter:
@@ -179,19 +182,23 @@ class Objects:
             current = self._current(kind, namespace, name)
             version = (obj.get("metadata") or {}).get("resourceVersion")
             if version and version != current["metadata"]["resourceVersion"]:
-                raise ApiError(
-                    409,
-                    "Conflict",
-                    f'Operation cannot be fulfilled on {kind.qualified} "{name}": the object has '
-                    "been modified; please apply your changes to the latest version and try again",
-                    {"name": name, "kind": kind.plural},
-                )
+                raise _conflict(kind, name)
             return self._replace(kind, current, obj)
 
-    def patch(self, kind: Kind, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def patch(
+        self, kind: Kind, namespace: str, name: str, patch: Any, content_type: str = MERGE_PATCH
+    ) -> dict[str, Any]:
+        """A merge or JSON patch (a strategic merge patch too, for core kinds); a
+        resourceVersion the patch sets is a precondition."""
+        if content_type == STRATEGIC_MERGE_PATCH and kind.generation:
+            raise unsupported_media_type([JSON_PATCH, MERGE_PATCH, APPLY_PATCH])
         with self.changed:
             current = self._current(kind, namespace, name)
-            return self._replace(kind, current, merge(current, patch))
+            merged = content_type in (MERGE_PATCH, STRATEGIC_MERGE_PATCH)
+            patched = apply(JSON_PATCH if not merged else MERGE_PATCH, _copy(current), patch)
+            if patched["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+                raise _conflict(kind, name)
+            return self._replace(kind, current, patched)
 
     def delete(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
         with self.changed:
@@ -275,7 +282,7 @@ class Objects:
             "kind": f"{kind.kind}List",
             "apiVersion": kind.api_version,
             "metadata": meta,
-            "items": orjson.loads(orjson.dumps(matching)),
+            "items": [_listed(kind, obj) for obj in matching],
         }
 
     def watch(
@@ -344,6 +351,16 @@ class Objects:
             yield from events
 
 
+def _conflict(kind: Kind, name: str) -> ApiError:
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {kind.qualified} "{name}": the object has '
+        "been modified; please apply your changes to the latest version and try again",
+        {"name": name, "kind": kind.plural},
+    )
+
+
 def _event(change: Change, selects: Callable[[Mapping[str, Any]], bool]) -> dict[str, Any] | None:
     """What a watch with a selector sees of a change: entering is ADDED, leaving DELETED."""
     now = selects(change.obj)
@@ -387,6 +404,14 @@ def _selector(kind: Kind, query: Mapping[str, str]) -> Callable[[Mapping[str, An
     return object_selector(
         query.get("labelSelector", ""), query.get("fieldSelector", ""), kind.fields
     )
+
+
+def _listed(kind: Kind, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """An item as a list shows it: core lists leave out each item's kind and apiVersion."""
+    item = _copy(obj)
+    if kind.api_version == "v1":
+        del item["kind"], item["apiVersion"]
+    return item
 
 
 def _copy(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -448,7 +473,8 @@ def install(fake: FakeCluster, objects: Objects) -> None:
 
         def patch(call: Call, kind: Kind = kind) -> Reply:
             ns, name, body = call.params["namespace"], call.params["name"], call.request.body
-            return answer(lambda: Reply(200, objects.patch(kind, ns, name, body)))
+            media = call.request.headers.get("content-type", "").split(";")[0].strip()
+            return answer(lambda: Reply(200, objects.patch(kind, ns, name, body, media)))
 
         def delete(call: Call, kind: Kind = kind) -> Reply:
             ns, name = call.params["namespace"], call.params["name"]

