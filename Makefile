@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install run test lint typecheck unit bench certs clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(STAMP) lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Certificates for a cluster without cert-manager: writes the overlay k8s/manifests/local
+# (STORE=postgres for three replicas on PostgreSQL).
+certs: $(STAMP)
+	$(BIN)/python -m proxy.clustercerts $(if $(filter postgres,$(STORE)),--postgres)
 
 clean:
 	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache

@@ -24,6 +24,9 @@ from requests.adapters import HTTPAdapter
 CONNECT_TIMEOUT = 5.0
 """Seconds to open a connection; the read timeout is the call's own."""
 
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+"""Where the kubelet mounts a pod's service-account token and the cluster's CA."""
+
 POOL_SIZE = 32
 """Connections kept per host: about the concurrency of one worker's threads."""
 
@@ -155,7 +158,11 @@ class Cluster:
 
     @classmethod
     def from_environment(
-        cls, kubeconfig: str | None = None, *, timeout: float = 10.0
+        cls,
+        kubeconfig: str | None = None,
+        *,
+        timeout: float = 10.0,
+        service_account: str = SERVICE_ACCOUNT,
     ) -> Cluster | None:
         """In-cluster when KUBERNETES_SERVICE_HOST is set, else a kubeconfig; None when no cluster.
 
@@ -166,7 +173,7 @@ class Cluster:
         quietly running without the cluster.
         """
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            return cls._in_cluster(timeout)
+            return cls._in_cluster(timeout, Path(service_account))
         if kubeconfig:
             paths = [p for p in kubeconfig.split(os.pathsep) if p]
             if not any(Path(p).expanduser().is_file() for p in paths):
@@ -183,21 +190,25 @@ class Cluster:
         return None
 
     @classmethod
-    def _in_cluster(cls, timeout: float) -> Cluster:
-        config = _kubernetes_config()
+    def _in_cluster(cls, timeout: float, service_account: Path) -> Cluster:
+        """The API server of KUBERNETES_SERVICE_HOST/PORT, trusted through the service
+        account's CA and called with its token (both in the ``service_account`` directory)."""
         configuration = _new_configuration()
+        token = service_account / "token"
+        loader = importlib.import_module("kubernetes.config.incluster_config")
         try:
             # Our own _TokenFile re-reads the token, so the package's 1-minute hook is not used.
-            config.load_incluster_config(
-                client_configuration=configuration, try_refresh_token=False
-            )
+            loader.InClusterConfigLoader(
+                token_filename=str(token),
+                cert_filename=str(service_account / "ca.crt"),
+                try_refresh_token=False,
+            ).load_and_set(configuration)
         except Exception as exc:
             raise ClusterError(f"in-cluster configuration: {exc}") from exc
-        token_file = importlib.import_module("kubernetes.config.incluster_config")
         return cls(
             configuration.host,
             ca_file=configuration.ssl_ca_cert,
-            authorization=_TokenFile(token_file.SERVICE_TOKEN_FILENAME),
+            authorization=_TokenFile(str(token)),
             timeout=timeout,
         )
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from k8s.client import Cluster, ClusterError
+from k8s.client import SERVICE_ACCOUNT, Cluster, ClusterError
 from k8s.events import TASK_UID
 
 log = logging.getLogger("task-controller")
@@ -231,7 +231,10 @@ def main() -> None:
     """Run against the cluster of ``APISERVER_KUBECONFIG``, ``KUBECONFIG`` or the pod's
     service account, until SIGTERM or SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cluster = Cluster.from_environment(os.environ.get("APISERVER_KUBECONFIG") or None)
+    cluster = Cluster.from_environment(
+        os.environ.get("APISERVER_KUBECONFIG") or None,
+        service_account=os.environ.get("APISERVER_SERVICE_ACCOUNT_DIR", SERVICE_ACCOUNT),
+    )
     if cluster is None:
         raise SystemExit("no cluster: set KUBECONFIG or run in a pod")
     stop = threading.Event()

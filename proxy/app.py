@@ -508,7 +508,9 @@ class Security:
         cluster = None
         if settings.kubeconfig or settings.in_cluster:
             cluster = Cluster.from_environment(
-                settings.kubeconfig or None, timeout=settings.review_timeout_seconds
+                settings.kubeconfig or None,
+                timeout=settings.review_timeout_seconds,
+                service_account=settings.service_account_dir,
             )
         upstream = cluster or _user_cluster(settings)
         self.upstream = None

@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from k8s.client import SERVICE_ACCOUNT
+
 DEV_DIR = ".dev"
 
 
@@ -38,6 +40,7 @@ class Settings:
     auth_cache_seconds: float
     review_timeout_seconds: float
     in_cluster: bool
+    service_account_dir: str  # in a pod: where the kubelet mounts the token and the CA
     user_kubeconfig: str  # KUBECONFIG: in dev, the cluster combinedtasks read (auth stays local)
     watch_bookmark_seconds: float
     events_cache_seconds: float
@@ -78,6 +81,7 @@ class Settings:
             auth_cache_seconds=float(e.get("APISERVER_AUTH_CACHE_SECONDS", "10")),
             review_timeout_seconds=float(e.get("APISERVER_REVIEW_TIMEOUT_SECONDS", "10")),
             in_cluster=bool(e.get("KUBERNETES_SERVICE_HOST")),
+            service_account_dir=e.get("APISERVER_SERVICE_ACCOUNT_DIR", SERVICE_ACCOUNT),
             user_kubeconfig=e.get("KUBECONFIG", ""),
             watch_bookmark_seconds=float(e.get("APISERVER_WATCH_BOOKMARK_SECONDS", "60")),
             events_cache_seconds=float(e.get("APISERVER_EVENTS_CACHE_SECONDS", "2")),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import socket
 import sys
 from collections.abc import Iterator
@@ -178,24 +179,29 @@ def test_authorization_is_computed_per_request(
     assert tokens[0] != tokens[1]
 
 
+def service_account(directory: Path, ca_file: Path, token: str | None = "t") -> str:
+    """A directory laid out as the kubelet mounts a service account (token, ca.crt)."""
+    directory.mkdir()
+    shutil.copy(ca_file, directory / "ca.crt")
+    if token is not None:
+        (directory / "token").write_text(token)
+    return str(directory)
+
+
 def test_in_cluster_rereads_a_rotated_token(
     tmp_path: Path, ca_file: Path, monkeypatch: pytest.MonkeyPatch, mocked: responses.RequestsMock
 ) -> None:
-    from kubernetes.config import incluster_config
-
-    token = tmp_path / "token"
-    token.write_text("first-token\n")
-    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
-    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca_file))
+    account = service_account(tmp_path / "sa", ca_file, "first-token\n")
+    token = Path(account) / "token"
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
-    cluster = Cluster.from_environment()
+    cluster = Cluster.from_environment(service_account=account)
     assert cluster is not None
     assert cluster.server == SERVER
     mocked.get(f"{SERVER}/version", json={})
 
     cluster.get("/version")
-    rotated = tmp_path / "token.new"  # the kubelet swaps in a new file atomically
+    rotated = Path(account) / "token.new"  # the kubelet swaps in a new file atomically
     rotated.write_text("second-token")
     os.replace(rotated, token)
     cluster.get("/version")
@@ -204,21 +210,18 @@ def test_in_cluster_rereads_a_rotated_token(
 
     headers = [call.request.headers["Authorization"] for call in mocked.calls]
     assert headers == ["Bearer first-token", "Bearer second-token", "Bearer third-token!"]
-    assert mocked.calls[0].request.req_kwargs["verify"] == str(ca_file)  # type: ignore[attr-defined]
+    sent = mocked.calls[0].request.req_kwargs  # type: ignore[attr-defined]
+    assert sent["verify"] == f"{account}/ca.crt"
 
 
 def test_in_cluster_wins_over_a_kubeconfig(
     tmp_path: Path, ca_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kubernetes.config import incluster_config
-
-    (tmp_path / "token").write_text("t")
-    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(tmp_path / "token"))
-    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca_file))
+    account = service_account(tmp_path / "sa", ca_file)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.2")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {"token": "x"}, {})
-    cluster = Cluster.from_environment(str(kubeconfig))
+    cluster = Cluster.from_environment(str(kubeconfig), service_account=account)
     assert cluster is not None
     assert cluster.server == "https://127.0.0.2:443"
 
@@ -226,14 +229,11 @@ def test_in_cluster_wins_over_a_kubeconfig(
 def test_in_cluster_without_a_token_file_is_an_error(
     tmp_path: Path, ca_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kubernetes.config import incluster_config
-
-    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(tmp_path / "missing"))
-    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca_file))
+    account = service_account(tmp_path / "sa", ca_file, token=None)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
     with pytest.raises(ClusterError, match="in-cluster configuration") as caught:
-        Cluster.from_environment()
+        Cluster.from_environment(service_account=account)
     assert caught.value.status is None
 
 
