@@ -35,7 +35,13 @@ CONSTANT_APP = "bench.constant:create_app()"
 USER, GROUPS = "bench-admin", ("system:masters",)
 SAR_USER: tuple[str, tuple[str, ...]] = ("bench-user", ("bench",))
 """A user outside ``system:masters``: every request of it is authorized by a review."""
-_LOG_MARKERS = ("Traceback", "WORKER TIMEOUT", "[ERROR]", "[CRITICAL]", "was sent SIG")
+_LOG_MARKERS = (
+    "Traceback",
+    "WORKER TIMEOUT",
+    '"level":"error"',
+    '"level":"critical"',
+    "was sent SIG",
+)
 
 
 @dataclass(frozen=True, slots=True)

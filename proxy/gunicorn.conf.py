@@ -9,7 +9,7 @@ import signal
 import ssl
 from typing import Any
 
-from proxy import lifecycle, tls
+from proxy import jsonlog, lifecycle, tls
 from proxy.settings import Settings
 
 _settings = Settings.from_env()
@@ -27,9 +27,8 @@ keyfile = _settings.tls_key_file
 cert_reqs = ssl.CERT_OPTIONAL  # the trusted CAs come from proxy.tls, which follows rotations
 header_map = "drop"  # X_Remote_User must never pass for X-Remote-User
 control_socket_disable = True
-accesslog = None
-errorlog = "-"
-loglevel = "info"
+accesslog = None  # the app writes one JSON line per request itself
+logconfig_dict = jsonlog.gunicorn_config()
 proc_name = "task-apiserver"
 
 

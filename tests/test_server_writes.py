@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import orjson
+
 from tests.servers import Server
 
 GV = "/apis/search.task.example.example.com/v1"
@@ -35,9 +37,9 @@ def test_two_workers_eight_clients_500_creates_lose_nothing(server: Server) -> N
     assert {int(i["metadata"]["resourceVersion"]) for i in listed} == created
     assert {i["metadata"]["name"] for i in listed} == {f"obj-{i:03d}" for i in range(500)}
     workers = {
-        line.split("[")[2].split("]")[0]
-        for line in server.log().splitlines()
-        if "Booting worker" in line
+        record["pid"]
+        for record in map(orjson.loads, server.log().splitlines())
+        if record.get("message", "").startswith("Booting worker")
     }
     assert len(workers) == 2
 
