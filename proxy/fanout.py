@@ -197,22 +197,28 @@ class FanOut:
             self._end(watch, abort=True)
         for watch in adopted:
             self._waiting[watch.follower.resource].discard(watch)
-            outlet = watch.outlet
-            assert outlet is not None
-            outlet.start()
-            if watch.overflowed:
-                self._watches.discard(watch)
-                outlet.finish()
-                continue
             self._carried[watch.follower.resource].add(watch)
-            fd = outlet.fileno()
-            if fd is not None:
-                self._selector.register(fd, selectors.EVENT_READ, watch)
-            watch.bookmark_at = now + self._bookmark_seconds
-            for change in watch.held:
-                self._encode(watch, change, {}, {})
-            watch.held = []
-            self._send(watch)
+            try:
+                self._adopt(watch, now)
+            except Exception:  # never leave a request thread waiting for a watch not carried
+                log.exception("could not carry a watch of %s", watch.follower.resource)
+                self._end(watch, abort=True)
+
+    def _adopt(self, watch: Watch, now: float) -> None:
+        outlet = watch.outlet
+        assert outlet is not None
+        outlet.start()
+        if watch.overflowed:
+            self._end(watch, abort=False)
+            return
+        fd = outlet.fileno()
+        if fd is not None:
+            self._selector.register(fd, selectors.EVENT_READ, watch)
+        watch.bookmark_at = now + self._bookmark_seconds
+        for change in watch.held:
+            self._encode(watch, change, {}, {})
+        watch.held = []
+        self._send(watch)
 
     def _dispatch(self, changes: list[Change]) -> None:
         """Hand each change to the watches of its resource, each event encoded once."""
@@ -312,7 +318,8 @@ class FanOut:
         assert outlet is not None
         fd = outlet.fileno()
         if fd is not None:
-            self._selector.unregister(fd)
+            with contextlib.suppress(KeyError, ValueError):  # not registered yet
+                self._selector.unregister(fd)
         try:
             clean = not abort and outlet.flush()
         except OSError:
