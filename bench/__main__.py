@@ -10,6 +10,11 @@ process), which publishes their client CA and answers their SubjectAccessReviews
 one's gets are measured twice per round on the same server, as ``system:masters`` (no review)
 and as an ordinary user whose reviews the server caches, to price authorization.
 
+The PostgreSQL phase (:mod:`bench.postgres`) runs the main server's fill, gets, list and
+creates again, by the same code, on a server that differs only by its database: a throwaway
+PostgreSQL on loopback. Its figures are judged against PostgreSQL's own targets and divided
+by SQLite's of the same run.
+
 The watch phase (:mod:`bench.watch`) runs last, alone, on a server of its own started with
 the threads its watches need: 1,000 watches while changes are written, delivery latency,
 share delivered and the server's memory.
@@ -18,6 +23,7 @@ share delivered and the server's memory.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -36,12 +42,13 @@ from bench.report import (
     Reviews,
     cpu_table,
     figures_table,
+    flagged,
     median_round,
     pairs_line,
     ratios_table,
     reviews_table,
 )
-from bench.scenarios import LIST_NAMESPACE, Plan
+from bench.scenarios import LIST_NAMESPACE, SQLITE, Plan, Store
 from bench.serve import CONSTANT_APP, REAL_APP, SAR_USER, Launch, Served
 from bench.watch import Watched, WatchPlan
 from bench.wire import Connection
@@ -290,7 +297,7 @@ def get_rounds(
     results: dict[str, list[Figure]] = {c.key: [] for c in contenders}
     counts: dict[str, list[int]] = {c.key: [] for c in contenders}
     expected: dict[str, list[int]] = {c.key: [] for c in contenders}
-    total = max(run.plan.rounds, run.auth_rounds)
+    total = max([run.plan.rounds, *(run.auth_rounds for c in contenders if c.auth)])
     for number in range(1, total + 1):
         for c in contenders:
             if number > run.plan.rounds and not c.auth:
@@ -312,31 +319,33 @@ def get_rounds(
     return results, reviews
 
 
-def measure(run: Run, contenders: Sequence[Contender]) -> Measured:
-    """Start every server, then fill, gets in rounds, lists, and creates last."""
+def measure(run: Run, contenders: Sequence[Contender], store: Store) -> Measured:
+    """Start every server on ``store``, then fill, gets in rounds, lists, and creates last."""
     plan = run.plan
     with ExitStack() as stack:
         servers = {
             c.key: stack.enter_context(
-                run.launch.serve(run.root / c.key, c.app, *c.options, cluster=c.cluster)
+                run.launch.serve(
+                    run.root / c.key, c.app, *c.options, cluster=c.cluster, env=store.env
+                )
             )
             for c in contenders
             if not c.server
         }
         server = servers["gets"]
-        say(f"servers up; filling {plan.objects:,} customtasks")
-        figures = {"fill": scenarios.fill(server, plan)}
+        say(f"{store.prefix}servers up; filling {plan.objects:,} customtasks")
+        figures = {"fill": scenarios.fill(server, plan, store)}
         for c in contenders[1:]:
             if c.app == REAL_APP and not c.server:
                 seed(servers[c.key])
         rounds, reviews = get_rounds(run, contenders, servers)
         figures.update({key: median_round(each) for key, each in rounds.items()})
-        say(f"{plan.lists} lists")
-        figures["list"] = scenarios.lists(server, plan)
-        say("creates")
-        figures["creates"] = scenarios.creates(server, plan)
+        say(f"{store.prefix}{plan.lists} lists")
+        figures["list"] = scenarios.lists(server, plan, store)
+        say(f"{store.prefix}creates")
+        figures["creates"] = scenarios.creates(server, plan, store)
         for key, served in servers.items():
-            run.log.check(key, served)
+            run.log.check(f"{store.prefix}{key}", served)
     return Measured({key: figures[key] for key in ORDER if key in figures}, rounds, reviews)
 
 
@@ -364,9 +373,8 @@ def print_report(measured: Measured, run: Run, threads: int) -> None:
     print(pairs_line(measured.rounds["gets-sar"], measured.rounds["gets"]), end="\n\n")
     print("SubjectAccessReviews received by the fake kube-apiserver during the gets rounds:")
     print(reviews_table(measured.reviews, run.review_ttl), end="\n\n")
-    for figure in ordered:
-        if figure.failure:
-            print(f"errors in {figure.label}: {figure.failure}")
+    for line in flagged(ordered):
+        print(line)
     extra_reviews = [r.label for r in measured.reviews if not r.within_expected]
     if extra_reviews:
         print(
@@ -379,13 +387,6 @@ def print_report(measured: Measured, run: Run, threads: int) -> None:
     busy = [f"{f.label} ({f.other_cores:.2f})" for f in ordered if f.other_cores > OTHER_LOAD]
     if busy:
         print("warning: other work used CPU cores during: " + ", ".join(busy) + "; rerun")
-    skewed = [f"{f.label} ({f.skewed}x)" for f in ordered if f.skewed]
-    if skewed:
-        print(
-            "warning: one worker held most client connections during: "
-            + ", ".join(skewed)
-            + "; gunicorn spreads them by chance, so those figures vary from run to run"
-        )
 
 
 def ratios(figures: dict[str, Figure]) -> list[Ratio]:
@@ -410,6 +411,20 @@ def ratios(figures: dict[str, Figure]) -> list[Ratio]:
         rows.append(Ratio("server gets: gevent / gthread", figures["gets-gevent"].value, gets))
     rows.append(Ratio("creates / gets (server)", figures["creates"].value, gets))
     return rows
+
+
+def postgres_phase(run: Run) -> tuple[Measured, str]:
+    """The main server's phases again on a throwaway PostgreSQL, judged by PostgreSQL's targets;
+    and which server it was, with its settings. Its gets are system:masters' only (as many
+    rounds as on SQLite, for a fair ratio): authorization costs the same on either store."""
+    with postgres.database() as (store, server):
+        say(server)
+        masters = CONTENDERS[0]
+        gets = dataclasses.replace(
+            masters, label=f"{store.prefix}{masters.label}", goal=postgres.GETS
+        )
+        on = dataclasses.replace(run, root=run.root / "postgres")
+        return measure(on, (gets,), store), server
 
 
 def watch_plan(args: argparse.Namespace, settings: Settings) -> WatchPlan:
@@ -469,10 +484,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         watching = watch_plan(args, settings)
     with workdir(args.keep) as root:
         run = Run(root, plan, launch, log, settings.auth_cache_seconds, args.auth_rounds)
-        measured = None if only else measure(run, contenders)
+        measured = None if only else measure(run, contenders, SQLITE)
         on_postgres = joined = None
         if not (args.no_postgres or args.watch_only or args.combined_only):
-            on_postgres = postgres.run(root, launch, plan, say, log.check)
+            on_postgres = postgres_phase(run)
         if not (args.no_combined or args.watch_only or args.postgres_only):
             joined = combined.run(root, launch, plan.lists, say, log.check)
         watched = None if watching is None else watch_phase(run, watching)
@@ -481,7 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_report(measured, run, settings.threads)
         print()
     if on_postgres is not None:
-        print(postgres.report(on_postgres, measured.figures if measured else None), end="\n\n")
+        sqlite = measured.figures if measured else None
+        print(postgres.report(on_postgres[0].figures, on_postgres[1], sqlite), end="\n\n")
     if joined is not None:
         print(combined.report(joined), end="\n\n")
     if watched is not None:
@@ -490,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = (
         (measured is not None and any(f.errors for f in measured.figures.values()))
         or (watched is not None and watch.failed(watched))
-        or (on_postgres is not None and any(f.errors for f in on_postgres.values()))
+        or (on_postgres is not None and any(f.errors for f in on_postgres[0].figures.values()))
         or log.lines
     )
     return 1 if failed else 0

@@ -1,61 +1,60 @@
-"""The PostgreSQL phase: the same fill, gets, list and creates on a server whose store is a
-throwaway PostgreSQL 15 on loopback (started as the tests start theirs: fsync off, so the
-figures price the server and the protocol, not this machine's disk)."""
+"""The PostgreSQL phase's store and report: the main server's fill, gets, list and creates run
+again, by the same code, on a server whose store is a throwaway PostgreSQL 15 on loopback,
+started as the tests start theirs (fsync off, so the figures price the server and the
+protocol, not this machine's disk). The report quotes the settings the server itself reports,
+so it stays true if the tests' helper changes them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from pathlib import Path
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
-from bench import scenarios
-from bench.report import Figure, Goal, Ratio, figures_table, median_round, ratios_table
-from bench.scenarios import LIST_NAMESPACE, Plan
-from bench.serve import REAL_APP, Launch, Served
+import psycopg
+
+from bench.report import Figure, Goal, Ratio, cpu_table, figures_table, flagged, ratios_table
+from bench.scenarios import Store
 from tests.postgres import create_database, postgres_server
 
 CREATES, GETS, LIST_MS = Goal(500, at_least=True), Goal(2500, at_least=True), Goal(150, False)
 PREFIX = "PostgreSQL: "
-SETTINGS = "fsync off, full_page_writes off, shared_buffers 64MB"
+REPORTED = ("fsync", "synchronous_commit", "full_page_writes", "shared_buffers")
+"""The server settings that decide what a write costs, quoted in the report."""
 
 
-def run(
-    root: Path,
-    launch: Launch,
-    plan: Plan,
-    say: Callable[[str], None],
-    check: Callable[[str, Served], None],
-) -> dict[str, Figure]:
-    """Fill, gets (median of the rounds), lists and creates against PostgreSQL; ``check``
-    looks at the server's log afterwards."""
+@contextmanager
+def database() -> Iterator[tuple[Store, str]]:
+    """A fresh database on a throwaway server, as the store of a phase, and a line saying
+    which server it is and how it is set up; the server is removed afterwards."""
     with postgres_server() as server_url:
-        env = {"APISERVER_DATABASE_URL": create_database(server_url)}
-        with launch.serve(root / "postgres", REAL_APP, cluster=True, env=env) as served:
-            say(f"PostgreSQL: filling {plan.objects:,} customtasks")
-            figures = {"fill": scenarios.fill(served, plan)}
-            path = scenarios.object_path(LIST_NAMESPACE, "l")
-            rounds = []
-            for number in range(1, plan.rounds + 1):
-                say(f"PostgreSQL: gets, round {number}/{plan.rounds}")
-                label = f"{PREFIX}gets/s (system:masters)"
-                rounds.append(scenarios.gets(served, plan, path, label, GETS))
-            figures["gets"] = median_round(rounds)
-            say(f"PostgreSQL: {plan.lists} lists")
-            figures["list"] = scenarios.lists(served, plan, LIST_MS, PREFIX)
-            say("PostgreSQL: creates")
-            figures["creates"] = scenarios.creates(served, plan, CREATES, f"{PREFIX}creates/s")
-        check("postgres", served)
-    return figures
+        url = create_database(server_url)
+        yield Store({"APISERVER_DATABASE_URL": url}, PREFIX, CREATES, LIST_MS), describe(url)
 
 
-def report(figures: Mapping[str, Figure], sqlite: Mapping[str, Figure] | None) -> str:
-    """The PostgreSQL figures, and their ratio to SQLite's of the same run."""
-    out = f"PostgreSQL 15 on 127.0.0.1 ({SETTINGS}), same server settings and clients:\n"
-    out += figures_table([figures[key] for key in ("gets", "list", "creates")])
+def describe(url: str) -> str:
+    """The server's version and the :data:`REPORTED` settings, as the server reports them."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name",
+            [["server_version", *REPORTED]],
+        ).fetchall()
+    values: dict[str, str] = dict(rows)
+    settings = ", ".join(f"{name} {values[name]}" for name in REPORTED)
+    return f"PostgreSQL {values['server_version']} on 127.0.0.1 ({settings})"
+
+
+def report(figures: Mapping[str, Figure], server: str, sqlite: Mapping[str, Figure] | None) -> str:
+    """The PostgreSQL figures, their CPU and problems, and their ratio to SQLite's of the
+    same run."""
+    ordered = list(figures.values())
+    out = f"{server}, a fresh database; same gunicorn settings, clients and phases as SQLite's:\n"
+    out += figures_table(ordered) + "\n\n"
+    out += cpu_table(ordered, os.cpu_count() or 1)
+    out += '\n(here "other" is mostly PostgreSQL\'s own processes, on the same cores)'
     if sqlite:
         ratios = [
-            Ratio(f"PostgreSQL / SQLite: {name}", figures[key].value, sqlite[key].value)
-            for key, name in (("gets", "gets/s"), ("list", "list ms"), ("creates", "creates/s"))
-            if key in sqlite
+            Ratio(f"PostgreSQL / SQLite: {sqlite[key].label}", figure.value, sqlite[key].value)
+            for key, figure in figures.items()
         ]
         out += "\n\n" + ratios_table(ratios)
-    return out
+    return "\n".join([out, *flagged(ordered)])

@@ -94,6 +94,20 @@ def median_round(rounds: Sequence[Figure]) -> Figure:
     )
 
 
+def flagged(figures: Sequence[Figure]) -> list[str]:
+    """What a phase's tables are followed by: each figure's errors, and the figures for which
+    gunicorn gave one worker most of the connections (so they vary from run to run)."""
+    lines = [f"errors in {f.label}: {f.failure}" for f in figures if f.failure]
+    skewed = [f"{f.label} ({f.skewed}x)" for f in figures if f.skewed]
+    if skewed:
+        lines.append(
+            "warning: one worker held most client connections during: "
+            + ", ".join(skewed)
+            + "; gunicorn spreads them by chance, so those figures vary from run to run"
+        )
+    return lines
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100), linear between the two nearest ranks."""
     if not values:

@@ -8,7 +8,8 @@ measures N items however many the create phase adds elsewhere.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -38,6 +39,21 @@ class Plan:
     objects: int
     lists: int
     rounds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """The database behind a phase's servers: the settings that choose it (none: SQLite, the
+    default), the prefix of its figures' labels, and its create and list targets, which differ
+    by store (the gets target goes with the contender judged by it)."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    prefix: str = ""
+    creates: Goal = CREATES
+    list_ms: Goal = LIST_MS
+
+
+SQLITE = Store()
 
 
 def task(name: str) -> dict[str, object]:
@@ -75,18 +91,19 @@ def object_path(namespace: str, prefix: str, number: int = 0) -> str:
     return f"{COLLECTION.format(namespace)}/{prefix}-{number:0{load.WIDTH}d}"
 
 
-def fill(served: Served, plan: Plan) -> Figure:
+def fill(served: Served, plan: Plan, store: Store) -> Figure:
     """Create exactly ``plan.objects`` CustomTasks in the list namespace, all clients at once."""
     per_client = plan.objects // plan.clients  # the command line checks it divides evenly
     job = create_job(served.target, LIST_NAMESPACE, "l", count=per_client, seconds=300)
     phase = load.run(served.target, job, plan.clients, served.pid)
-    return _figure(f"creates/s while filling {plan.objects:,}", phase, None)
+    return _figure(f"{store.prefix}creates/s while filling {plan.objects:,}", phase, None)
 
 
-def creates(served: Served, plan: Plan, goal: Goal = CREATES, label: str = "creates/s") -> Figure:
+def creates(served: Served, plan: Plan, store: Store) -> Figure:
     """Time-bounded creates of distinct names in their own namespace."""
     job = create_job(served.target, CREATE_NAMESPACE, "c", warmup=plan.warmup, seconds=plan.seconds)
-    return _figure(label, load.run(served.target, job, plan.clients, served.pid), goal)
+    phase = load.run(served.target, job, plan.clients, served.pid)
+    return _figure(f"{store.prefix}creates/s", phase, store.creates)
 
 
 def gets(served: Served, plan: Plan, path: str, label: str, goal: Goal | None) -> Figure:
@@ -95,7 +112,7 @@ def gets(served: Served, plan: Plan, path: str, label: str, goal: Goal | None) -
     return _figure(label, load.run(served.target, job, plan.clients, served.pid), goal)
 
 
-def lists(served: Served, plan: Plan, goal: Goal = LIST_MS, prefix: str = "") -> Figure:
+def lists(served: Served, plan: Plan, store: Store) -> Figure:
     """One client, one connection: unpaged JSON lists of the namespace, back to back."""
     request = served.target.get(COLLECTION.format(LIST_NAMESPACE))
     conn = Connection(served.target)
@@ -113,9 +130,11 @@ def lists(served: Served, plan: Plan, goal: Goal = LIST_MS, prefix: str = "") ->
     failure = f"HTTP {failed[0].status}: {failed[0].body[:300]!r}" if failed else ""
     items = first.body.count(b'"uid":')
     note = f"{plan.lists} sequential lists, {items:,} items, {first.size / 1e6:.1f} MB each"
-    label = f"{prefix}list of {plan.objects:,} (median)"
+    label = f"{store.prefix}list of {plan.objects:,} (median)"
     median = percentile(latencies, 50) * 1000
-    return Figure(label, median, "ms", latencies, len(failed), goal, note=note, failure=failure)
+    return Figure(
+        label, median, "ms", latencies, len(failed), store.list_ms, note=note, failure=failure
+    )
 
 
 def _figure(label: str, phase: load.Phase, goal: Goal | None) -> Figure:

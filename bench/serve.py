@@ -111,12 +111,17 @@ def serve(
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Served]:
     """Run gunicorn with its own PKI and a fresh database under ``directory`` (and its own
-    fake cluster if asked), with ``env`` over the usual settings; SIGTERM after."""
+    fake cluster if asked), with ``env`` over the usual settings; SIGTERM after.
+
+    The store is SQLite unless ``env`` names a database: a database URL in the bench's own
+    environment would otherwise make every phase measure that database under SQLite's name.
+    """
     pki = Pki.create(directory / "pki")
     for old in directory.glob("store.db*"):  # a kept directory from an earlier run
         old.unlink()
     port = free_port()
-    settings = {**environment(directory, pki, port, workers), **(env or {})}
+    usual = {**environment(directory, pki, port, workers), "APISERVER_DATABASE_URL": ""}
+    settings = {**usual, **(env or {})}
     args = argv(app, options)
     args[0] = shutil.which(args[0], path=settings["PATH"]) or args[0]
     cert, key = pki.client(USER, GROUPS)
