@@ -21,11 +21,10 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
+from k8s import SERVICE_ACCOUNT
+
 CONNECT_TIMEOUT = 5.0
 """Seconds to open a connection; the read timeout is the call's own."""
-
-SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
-"""Where the kubelet mounts a pod's service-account token and the cluster's CA."""
 
 POOL_SIZE = 32
 """Connections kept per host: about the concurrency of one worker's threads."""

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from k8s.client import SERVICE_ACCOUNT, Cluster, ClusterError
+from k8s import SERVICE_ACCOUNT
+from k8s.client import Cluster, ClusterError
 from k8s.events import TASK_UID
 
 log = logging.getLogger("task-controller")

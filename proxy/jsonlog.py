@@ -36,6 +36,7 @@ def gunicorn_config(level: str = "INFO") -> dict[str, Any]:
         "root": {"level": level, "handlers": ["stdout"]},
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": ["stdout"], "propagate": False},
-            "gunicorn.access": {"level": level, "handlers": ["stdout"], "propagate": False},
+            # the app logs each request itself, as JSON with the user and the verb
+            "gunicorn.access": {"level": level, "handlers": [], "propagate": False},
         },
     }

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from k8s.client import SERVICE_ACCOUNT
+from k8s import SERVICE_ACCOUNT
 
 DEV_DIR = ".dev"
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import runpy
 import socket
 import ssl
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import requests
 
-from tests.servers import ROOT, Server
+from proxy.certs import new_ca
+from tests.fakecluster import FakeCluster, authentication_data
+from tests.servers import ROOT, Pki, Server, run_server
 
 GV = "/apis/search.task.example.example.com/v1"
 
@@ -90,3 +93,21 @@ def test_certificate_from_another_ca_fails_the_handshake(server: Server) -> None
     s.cert = (str(cert), str(key))
     with pytest.raises(requests.exceptions.SSLError):
         s.get(server.url + GV)
+
+
+def test_the_server_also_runs_under_the_gevent_worker(tmp_path: Path) -> None:
+    """gevent patches ssl in each worker: nothing the config file loads in the master may
+    import requests or urllib3 first, or the worker's cluster calls (the authentication
+    ConfigMap here) and then every handshake fail, as they once did."""
+    pki = Pki.create(tmp_path / "pki")
+    with FakeCluster() as cluster:
+        cluster.configmap = authentication_data(pki.ca.cert_pem, new_ca("fp").cert_pem)
+        env = {
+            "GUNICORN_CMD_ARGS": "--worker-class gevent",
+            "APISERVER_KUBECONFIG": str(cluster.kubeconfig(tmp_path)),
+        }
+        with run_server(tmp_path, pki=pki, workers=1, env=env) as gevent_server:
+            with gevent_server.session() as session:  # closed: gevent drains open connections
+                listed = session.get(f"{gevent_server.url}{GV}/clustertasks")
+            assert listed.status_code == 200, listed.text
+            assert "gevent" in gevent_server.log()
