@@ -22,7 +22,7 @@ from bench.report import Figure, Goal, Ratio, figures_table, percentile, ratios_
 from bench.serve import GROUPS, REAL_APP, USER, Launch, Served
 from bench.wire import Connection
 from tests.fakecluster import FakeCluster
-from tests.fakeobjects import EVENTS, TASKS, count
+from tests.fakeobjects import EVENTS, TASKS
 
 NAMESPACE = "bench-combined"
 TASKS_PATH = f"/apis/example.example.com/v1/namespaces/{NAMESPACE}/tasks"
@@ -111,8 +111,8 @@ def _lists(served: Served, times: int) -> tuple[list[float], tuple[float, float]
         conn.close()
     lists = times + 1  # with the warm-up
     calls = (
-        count(served.cluster, "GET", TASK_LISTS) / lists,
-        count(served.cluster, "GET", EVENT_LISTS) / lists,
+        served.cluster.count("GET", TASK_LISTS, watch=False) / lists,
+        served.cluster.count("GET", EVENT_LISTS, watch=False) / lists,
     )
     return latencies, calls
 
@@ -166,7 +166,7 @@ def _watch_cost(served: Served) -> tuple[int, float]:
                 break
     elapsed = time.monotonic() - began
     response.close()
-    return count(cluster, "GET", EVENT_LISTS), elapsed
+    return cluster.count("GET", EVENT_LISTS, watch=False), elapsed
 
 
 def run(

@@ -13,7 +13,6 @@ page's snapshot; a DELETE answers the object, where kube may answer a Success St
 from __future__ import annotations
 
 import base64
-import re
 import secrets
 import threading
 import time
@@ -486,15 +485,3 @@ def install(fake: FakeCluster, objects: Objects) -> None:
         fake.route("PUT", one, update)
         fake.route("PATCH", one, patch)
         fake.route("DELETE", one, delete)
-
-
-def count(fake: FakeCluster, method: str, pattern: str, *, watch: bool = False) -> int:
-    """Requests the fake received with this method on a path matching ``pattern`` (whole),
-    counting watches only when ``watch`` (and lists only when not)."""
-    return sum(
-        1
-        for request in fake.recorded()
-        if request.method == method
-        and re.fullmatch(pattern, request.path)
-        and (request.query.get("watch") in ("true", "1")) == watch
-    )

@@ -24,7 +24,7 @@ import yaml
 
 from proxy.certs import new_ca
 from tests.fakecluster import FakeCluster, authentication_data
-from tests.fakeobjects import EVENTS, TASKS, count
+from tests.fakeobjects import EVENTS, TASKS
 from tests.kubectl import BINARIES, Kubectl, table
 from tests.servers import Pki, Server, run_server
 
@@ -244,15 +244,15 @@ def test_a_list_of_500_tasks_in_10_namespaces_costs_one_task_list_and_one_events
     mine = [i for i in listed["items"] if i["metadata"]["namespace"] in namespaces]
     assert len(mine) == 500 and all(len(i["status"]["events"]) == 5 for i in mine)
     assert listed["kind"] == "CombinedTaskList"
-    assert count(setup.cluster, "GET", TASK_LISTS) == 1
-    assert count(setup.cluster, "GET", EVENT_LISTS) == 1
+    assert setup.cluster.count("GET", TASK_LISTS, watch=False) == 1
+    assert setup.cluster.count("GET", EVENT_LISTS, watch=False) == 1
 
     time.sleep(TTL + 0.2)
     setup.cluster.requests.clear()
     one = _admin(setup).get(f"{setup.server.url}{GV}/namespaces/cb-count-3/combinedtasks")
     assert len(one.json()["items"]) == 50
-    assert count(setup.cluster, "GET", TASK_LISTS) == 1
-    assert count(setup.cluster, "GET", EVENT_LISTS) == 1
+    assert setup.cluster.count("GET", TASK_LISTS, watch=False) == 1
+    assert setup.cluster.count("GET", EVENT_LISTS, watch=False) == 1
 
 
 def test_list_passes_paging_and_selectors_through_and_imposes_no_limit(setup: Setup) -> None:
@@ -301,9 +301,9 @@ def test_a_burst_of_task_changes_on_a_watch_costs_one_events_list_per_ttl(
             break
     elapsed = time.monotonic() - started
     watch.close()
-    lists = count(setup.cluster, "GET", EVENT_LISTS)
+    lists = setup.cluster.count("GET", EVENT_LISTS, watch=False)
     assert lists <= math.ceil(elapsed / TTL) + 1, (lists, elapsed)
-    assert count(setup.cluster, "GET", TASK_LISTS) == 0
+    assert setup.cluster.count("GET", TASK_LISTS, watch=False) == 0
 
 
 def test_an_expired_resource_version_upstream_is_an_error_event_410(setup: Setup) -> None:
