@@ -14,9 +14,9 @@ $(STAMP): requirements.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m proxy.devenv
+	$(BIN)/python -m devtools.devenv
 	@echo "Try:  kubectl --kubeconfig .dev/kubeconfig api-resources --api-group=search.task.example.example.com"
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m proxy.procfile web
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m devtools.procfile web
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,7 +34,7 @@ bench: $(STAMP)
 # Certificates for a cluster without cert-manager: writes the overlay k8s/manifests/local
 # (STORE=postgres for three replicas on PostgreSQL).
 certs: $(STAMP)
-	$(BIN)/python -m proxy.clustercerts $(if $(filter postgres,$(STORE)),--postgres)
+	$(BIN)/python -m devtools.clustercerts $(if $(filter postgres,$(STORE)),--postgres)
 
 clean:
 	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache

@@ -21,8 +21,8 @@ import requests
 from bench.report import Figure, Goal, Ratio, figures_table, percentile, ratios_table
 from bench.serve import GROUPS, REAL_APP, USER, Launch, Served
 from bench.wire import Connection
-from tests.fakecluster import FakeCluster
-from tests.fakeobjects import EVENTS, TASKS
+from tests.fakes.cluster import FakeCluster
+from tests.fakes.objects import EVENTS, TASKS
 
 NAMESPACE = "bench-combined"
 TASKS_PATH = f"/apis/example.example.com/v1/namespaces/{NAMESPACE}/tasks"

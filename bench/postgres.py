@@ -14,7 +14,7 @@ import psycopg
 
 from bench.report import Figure, Goal, Ratio, cpu_table, figures_table, flagged, ratios_table
 from bench.scenarios import Store
-from tests.postgres import create_database, postgres_server
+from tests.support.postgres import create_database, postgres_server
 
 CREATES, GETS, LIST_MS = Goal(500, at_least=True), Goal(2500, at_least=True), Goal(150, False)
 PREFIX = "PostgreSQL: "

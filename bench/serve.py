@@ -5,7 +5,7 @@ settings the server is deployed with: same config file, workers, threads, TLS an
 certificates. So the Procfile's command line is reused with only its app (and, for the
 worker class, command-line options, which override the config file) changed.
 
-A server may also be given a cluster: a :class:`tests.fakecluster.FakeCluster` on loopback,
+A server may also be given a cluster: a :class:`tests.fakes.cluster.FakeCluster` on loopback,
 named by ``APISERVER_KUBECONFIG``, publishing the server's client CA in its authentication
 ConfigMap and allowing :data:`SAR_USER` (only) in its SubjectAccessReviews, as RBAC would
 with one binding. ``system:masters`` needs no review, so admin requests never reach it.
@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.wire import Connection, Target
-from proxy.certs import new_ca
-from proxy.procfile import command
-from tests.fakecluster import FakeCluster
-from tests.servers import ROOT, Pki, environment, free_port
+from devtools.certs import new_ca
+from devtools.procfile import command
+from tests.fakes.cluster import FakeCluster
+from tests.support.servers import ROOT, Pki, environment, free_port
 
 REAL_APP = "proxy.app:create_app()"
 CONSTANT_APP = "bench.constant:create_app()"

@@ -11,7 +11,7 @@ import pytest
 from proxy import authz
 from proxy.app import create_app
 from proxy.settings import Settings
-from tests.servers import Server, run_server
+from tests.support.servers import Server, run_server
 
 
 @pytest.fixture(scope="session")

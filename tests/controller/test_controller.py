@@ -1,0 +1,178 @@
+"""The Task controller against the fake cluster: one labelled Event per real change, its
+finalizer and labels, resumption after a cut watch and a restart, and the Procfile process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k8s.client import Cluster
+from k8s.controller import DEADLINE_LABEL, FINALIZER, PRIORITY_LABEL, Controller
+from k8s.events import TASK_UID
+from tests.fakes.cluster import FakeCluster
+from tests.fakes.objects import EVENTS, TASKS
+from tests.support.servers import ROOT
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeCluster]:
+    with FakeCluster() as running:
+        yield running
+
+
+class Running:
+    """A controller in a thread, stopped at the end."""
+
+    def __init__(self, fake: FakeCluster, directory: Path) -> None:
+        cluster = Cluster.from_environment(str(fake.kubeconfig(directory)))
+        assert cluster is not None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=Controller(cluster, self.stop).run, daemon=True)
+        self.thread.start()
+
+    def end(self) -> None:
+        self.stop.set()
+
+
+@pytest.fixture
+def controller(fake: FakeCluster, tmp_path: Path) -> Iterator[Running]:
+    running = Running(fake, tmp_path)
+    yield running
+    running.end()
+
+
+def reasons(fake: FakeCluster, uid: str) -> list[str]:
+    events = [
+        e for e in fake.objects.all(EVENTS) if e["metadata"].get("labels", {}).get(TASK_UID) == uid
+    ]
+    return [e["reason"] for e in sorted(events, key=lambda e: e["metadata"]["resourceVersion"])]
+
+
+def eventually(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not {what} within {timeout} s"
+        time.sleep(0.02)
+
+
+def new_task(fake: FakeCluster, name: str = "task-sample") -> dict[str, Any]:
+    return fake.objects.put(
+        TASKS,
+        {
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"priority": 3, "deadline": "2025-08-19T09:17:55Z", "details": "d"},
+        },
+    )
+
+
+def current(fake: FakeCluster, name: str = "task-sample") -> dict[str, Any] | None:
+    return fake.objects.get(TASKS, "default", name)
+
+
+def settled(fake: FakeCluster, uid: str, expected: list[str]) -> None:
+    """The Events of the task are ``expected`` and stay so for a moment (no storm)."""
+    eventually(lambda: reasons(fake, uid) == expected, f"recorded {expected}")
+    time.sleep(0.3)
+    assert reasons(fake, uid) == expected
+
+
+def test_create_update_and_delete_are_each_recorded_once(
+    fake: FakeCluster, controller: Running
+) -> None:
+    uid = new_task(fake)["metadata"]["uid"]
+    eventually(
+        lambda: FINALIZER in (current(fake) or {})["metadata"].get("finalizers", []), "finalized"
+    )
+    task = current(fake)
+    assert task is not None
+    assert task["metadata"]["labels"] == {PRIORITY_LABEL: "3", DEADLINE_LABEL: "1755595075"}
+    settled(fake, uid, ["TaskCreated"])
+
+    task["metadata"]["labels"]["team"] = "a"  # metadata only: no new generation, no Event
+    task = fake.objects.update(TASKS, "default", "task-sample", task)
+    task["spec"]["taskState"] = "Finished"
+    fake.objects.update(TASKS, "default", "task-sample", task)
+    settled(fake, uid, ["TaskCreated", "TaskUpdated"])
+
+    fake.objects.delete(TASKS, "default", "task-sample")
+    eventually(lambda: current(fake) is None, "deleted once the finalizer is removed")
+    settled(fake, uid, ["TaskCreated", "TaskUpdated", "TaskDeleted"])
+
+
+def test_events_are_complete_core_events(fake: FakeCluster, controller: Running) -> None:
+    task = new_task(fake)
+    uid = task["metadata"]["uid"]
+    eventually(lambda: reasons(fake, uid) == ["TaskCreated"], "recorded")
+    (event,) = fake.objects.all(EVENTS)
+    assert event["involvedObject"] == {
+        "apiVersion": "example.example.com/v1",
+        "kind": "Task",
+        "name": "task-sample",
+        "namespace": "default",
+        "uid": uid,
+        "resourceVersion": event["involvedObject"]["resourceVersion"],
+    }
+    assert (event["type"], event["message"], event["count"]) == (
+        "Normal",
+        "Task has been created",
+        1,
+    )
+    assert event["source"] == {"component": "task-controller"}
+    assert event["reportingComponent"] == "task-controller"
+    assert event["firstTimestamp"] == event["lastTimestamp"] != ""
+    assert event["metadata"]["name"].startswith("task-sample.")
+
+
+def test_a_restart_and_a_cut_watch_record_nothing_twice(fake: FakeCluster, tmp_path: Path) -> None:
+    first = Running(fake, tmp_path)
+    uid = new_task(fake)["metadata"]["uid"]
+    settled(fake, uid, ["TaskCreated"])
+    fake.objects.cut_watches()  # the controller resumes from its last resourceVersion
+    other = new_task(fake, "second")["metadata"]["uid"]
+    settled(fake, other, ["TaskCreated"])
+    first.end()
+    first.thread.join(5)
+    task = current(fake)
+    assert task is not None
+    task["spec"]["priority"] = 8  # changed while no controller ran
+    fake.objects.update(TASKS, "default", "task-sample", task)
+
+    second = Running(fake, tmp_path)
+    try:
+        settled(fake, uid, ["TaskCreated", "TaskUpdated"])
+        settled(fake, other, ["TaskCreated"])
+        eventually(
+            lambda: (current(fake) or {})["metadata"]["labels"][PRIORITY_LABEL] == "8",
+            "relabelled",
+        )
+    finally:
+        second.end()
+
+
+def test_the_procfile_controller_process_runs_and_stops_on_sigterm(
+    fake: FakeCluster, tmp_path: Path
+) -> None:
+    procfile = (ROOT / "Procfile").read_text()
+    line = next(line for line in procfile.splitlines() if line.startswith("controller:"))
+    command = line.partition(":")[2].strip()
+    env = {
+        **os.environ,
+        "APISERVER_KUBECONFIG": str(fake.kubeconfig(tmp_path)),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    with subprocess.Popen(["sh", "-c", f"exec {command}"], cwd=ROOT, env=env) as process:
+        try:
+            uid = new_task(fake)["metadata"]["uid"]
+            settled(fake, uid, ["TaskCreated"])
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(10) == 0

@@ -1,0 +1,487 @@
+"""Objects in the fake cluster: Tasks (example.example.com/v1) and core Events, as kube serves them.
+
+One resourceVersion counter for everything (as etcd gives kube-apiserver), a history of changes
+for watches from a resourceVersion (trimmed by ``compact``), list with label and field selectors
+and ``limit``/``continue``, watch with selectors (an object leaving the selector is DELETED),
+bookmarks and ``timeoutSeconds``, create (with ``generateName``), PUT and PATCH (merge, JSON;
+strategic merge only for core kinds) with resourceVersion preconditions, and DELETE that
+honours finalizers. Not modelled: continued list pages read the present state, not the first
+page's snapshot; a DELETE answers the object, where kube may answer a Success Status.
+``install`` adds the routes to a :class:`tests.fakes.cluster.FakeCluster`.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from handlers.errors import ApiError, unsupported_media_type
+from handlers.patching import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, apply
+from handlers.selectors import object_selector
+
+if TYPE_CHECKING:
+    from tests.fakes.cluster import Call, FakeCluster, Reply
+
+Getter = Callable[[Mapping[str, Any]], str]
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+
+
+def _path(*keys: str) -> Getter:
+    def get(obj: Mapping[str, Any]) -> str:
+        value: Any = obj
+        for key in keys:
+            value = (value or {}).get(key) if isinstance(value, Mapping) else None
+        return "" if value is None else str(value)
+
+    return get
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A namespaced resource of the fake and the paths it is served under."""
+
+    plural: str
+    api_version: str
+    kind: str
+    fields: Mapping[str, Getter]
+    generation: bool  # metadata.generation moves with the spec (custom resources)
+
+    @property
+    def prefix(self) -> str:
+        return "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+
+    @property
+    def qualified(self) -> str:
+        group = self.api_version.rpartition("/")[0]
+        return f"{self.plural}.{group}" if group else self.plural
+
+
+TASKS = Kind(
+    "tasks",
+    "example.example.com/v1",
+    "Task",
+    {"spec.priority": _path("spec", "priority"), "spec.taskState": _path("spec", "taskState")},
+    generation=True,
+)
+EVENTS = Kind(
+    "events",
+    "v1",
+    "Event",
+    {
+        "involvedObject.uid": _path("involvedObject", "uid"),
+        "involvedObject.name": _path("involvedObject", "name"),
+        "involvedObject.kind": _path("involvedObject", "kind"),
+        "reason": _path("reason"),
+        "type": _path("type"),
+    },
+    generation=False,
+)
+KINDS = (TASKS, EVENTS)
+
+
+@dataclass
+class Change:
+    revision: int
+    plural: str
+    type: str
+    obj: dict[str, Any]
+    old: dict[str, Any] | None = None
+
+
+@dataclass
+class Objects:
+    """The fake cluster's objects; every attribute may be changed by a test."""
+
+    bookmark_seconds: float = 1.0
+    compacted: int = 0  # watches from an older resourceVersion get 410
+    revision: int = 0
+    items: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    history: list[Change] = field(default_factory=list)
+    cut: int = 0  # bumped by ``cut_watches``: open watches end
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    # -- for tests -------------------------------------------------------------------------
+
+    def put(self, kind: Kind, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Create an object directly (as another client would), returning it as stored."""
+        namespace = obj["metadata"]["namespace"]
+        return self.create(kind, namespace, dict(obj))
+
+    def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        with self.changed:
+            found = self.items.get((kind.plural, namespace, name))
+            return None if found is None else _copy(found)
+
+    def read(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
+        """The object, or kube's 404."""
+        with self.changed:
+            return _copy(self._current(kind, namespace, name))
+
+    def all(self, kind: Kind) -> list[dict[str, Any]]:
+        with self.changed:
+            return [
+                orjson.loads(orjson.dumps(obj))
+                for key, obj in sorted(self.items.items())
+                if key[0] == kind.plural
+            ]
+
+    def compact(self) -> None:
+        """Forget the history: watches from any older resourceVersion get 410."""
+        with self.changed:
+            self.compacted = self.revision
+            self.history.clear()
+
+    def cut_watches(self) -> None:
+        """End every open watch (clients resume from their last resourceVersion)."""
+        with self.changed:
+            self.cut += 1
+            self.changed.notify_all()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def create(self, kind: Kind, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+        metadata = dict(obj.get("metadata") or {})
+        if not metadata.get("name") and metadata.get("generateName"):
+            metadata["name"] = metadata["generateName"] + secrets.token_hex(3)[:5]
+        name = metadata.get("name")
+        if not name:
+            raise ApiError(
+                422, "Invalid", f'{kind.kind} "" is invalid: metadata.name: Required value'
+            )
+        with self.changed:
+            if (kind.plural, namespace, name) in self.items:
+                raise ApiError(
+                    409,
+                    "AlreadyExists",
+                    f'{kind.qualified} "{name}" already exists',
+                    {"name": name, "kind": kind.plural},
+                )
+            metadata.update(
+                namespace=namespace,
+                uid=str(uuid.uuid4()),
+                creationTimestamp=_now(),
+            )
+            if kind.generation:
+                metadata["generation"] = 1
+            stored = {**obj, "apiVersion": kind.api_version, "kind": kind.kind}
+            stored["metadata"] = metadata
+            return self._commit(kind, "ADDED", stored, None)
+
+    def update(self, kind: Kind, namespace: str, name: str, obj: dict[str, Any]) -> dict[str, Any]:
+        with self.changed:
+            current = self._current(kind, namespace, name)
+            version = (obj.get("metadata") or {}).get("resourceVersion")
+            if version and version != current["metadata"]["resourceVersion"]:
+                raise _conflict(kind, name)
+            return self._replace(kind, current, obj)
+
+    def patch(
+        self, kind: Kind, namespace: str, name: str, patch: Any, content_type: str = MERGE_PATCH
+    ) -> dict[str, Any]:
+        """A merge or JSON patch (a strategic merge patch too, for core kinds); a
+        resourceVersion the patch sets is a precondition."""
+        if content_type == STRATEGIC_MERGE_PATCH and kind.generation:
+            raise unsupported_media_type([JSON_PATCH, MERGE_PATCH, APPLY_PATCH])
+        with self.changed:
+            current = self._current(kind, namespace, name)
+            merged = content_type in (MERGE_PATCH, STRATEGIC_MERGE_PATCH)
+            patched = apply(JSON_PATCH if not merged else MERGE_PATCH, _copy(current), patch)
+            if patched["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+                raise _conflict(kind, name)
+            return self._replace(kind, current, patched)
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
+        with self.changed:
+            current = self._current(kind, namespace, name)
+            metadata = current["metadata"]
+            if not metadata.get("finalizers"):
+                return self._commit(kind, "DELETED", current, current)
+            if metadata.get("deletionTimestamp"):
+                return current
+            deleting = _copy(current)
+            deleting["metadata"]["deletionTimestamp"] = _now()
+            if kind.generation:
+                deleting["metadata"]["generation"] = metadata.get("generation", 1) + 1
+            return self._commit(kind, "MODIFIED", deleting, current)
+
+    def _current(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
+        found = self.items.get((kind.plural, namespace, name))
+        if found is None:
+            raise ApiError(
+                404,
+                "NotFound",
+                f'{kind.qualified} "{name}" not found',
+                {"name": name, "kind": kind.plural},
+            )
+        return found
+
+    def _replace(self, kind: Kind, current: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
+        old_meta = current["metadata"]
+        metadata = dict(obj.get("metadata") or {})
+        for kept in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp"):
+            if kept in old_meta:
+                metadata[kept] = old_meta[kept]
+        if kind.generation:
+            spec_changed = obj.get("spec") != current.get("spec")
+            metadata["generation"] = old_meta.get("generation", 1) + (1 if spec_changed else 0)
+        updated = {**obj, "apiVersion": kind.api_version, "kind": kind.kind, "metadata": metadata}
+        if metadata.get("deletionTimestamp") and not metadata.get("finalizers"):
+            return self._commit(kind, "DELETED", updated, current)
+        return self._commit(kind, "MODIFIED", updated, current)
+
+    def _commit(
+        self, kind: Kind, type_: str, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Store (or remove) ``obj`` at the next revision and wake the watches."""
+        self.revision += 1
+        obj = _copy(obj)
+        obj["metadata"]["resourceVersion"] = str(self.revision)
+        key = (kind.plural, obj["metadata"]["namespace"], obj["metadata"]["name"])
+        if type_ == "DELETED":
+            self.items.pop(key, None)
+        else:
+            self.items[key] = obj
+        self.history.append(Change(self.revision, kind.plural, type_, obj, old))
+        self.changed.notify_all()
+        return _copy(obj)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def listing(
+        self, kind: Kind, namespace: str | None, query: Mapping[str, str]
+    ) -> dict[str, Any]:
+        selects = _selector(kind, query)
+        limit = int(query.get("limit") or 0)
+        after = _decode(query["continue"]) if query.get("continue") else ""
+        with self.changed:
+            matching = [
+                obj
+                for (plural, ns, name), obj in sorted(self.items.items())
+                if plural == kind.plural
+                and namespace in (None, ns)
+                and f"{ns}/{name}" > after
+                and selects(obj)
+            ]
+            revision = self.revision
+        meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        if limit and len(matching) > limit:
+            matching = matching[:limit]
+            last = matching[-1]["metadata"]
+            meta["continue"] = _encode(f"{last['namespace']}/{last['name']}")
+        return {
+            "kind": f"{kind.kind}List",
+            "apiVersion": kind.api_version,
+            "metadata": meta,
+            "items": [_listed(kind, obj) for obj in matching],
+        }
+
+    def watch(
+        self, kind: Kind, namespace: str | None, query: Mapping[str, str]
+    ) -> Iterator[dict[str, Any]]:
+        """The watch's events; selectors and the start are checked before the first one."""
+        selects = _selector(kind, query)
+        timeout = float(query.get("timeoutSeconds") or 1800)
+        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        version = query.get("resourceVersion", "")
+        with self.changed:
+            cut = self.cut
+            if version in ("", "0"):
+                initial = [
+                    {"type": "ADDED", "object": obj}
+                    for (plural, ns, _), obj in sorted(self.items.items())
+                    if plural == kind.plural and namespace in (None, ns) and selects(obj)
+                ]
+                cursor = self.revision
+            else:
+                initial, cursor = [], int(version)
+                if cursor < self.compacted:
+                    initial = [_expired(cursor, self.compacted)]
+                    cursor = -1
+            initial = orjson.loads(orjson.dumps(initial))
+        return self._events(kind, namespace, selects, initial, cursor, cut, timeout, bookmarks)
+
+    def _events(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        selects: Callable[[Mapping[str, Any]], bool],
+        initial: list[dict[str, Any]],
+        cursor: int,
+        cut: int,
+        timeout: float,
+        bookmarks: bool,
+    ) -> Iterator[dict[str, Any]]:
+        yield from initial
+        if cursor < 0:
+            return
+        deadline = time.monotonic() + timeout
+        bookmark_at = time.monotonic() + self.bookmark_seconds
+        while True:
+            with self.changed:
+                while True:
+                    now = time.monotonic()
+                    if self.cut != cut or now >= deadline:
+                        return
+                    new = [c for c in self.history if c.revision > cursor]
+                    if new or (bookmarks and now >= bookmark_at):
+                        break
+                    self.changed.wait(min(deadline, bookmark_at if bookmarks else deadline) - now)
+                cursor = max([cursor, *(c.revision for c in new)])
+                events = []
+                for change in new:
+                    if change.plural == kind.plural and namespace in (None, _ns(change.obj)):
+                        event = _event(change, selects)
+                        if event is not None:
+                            events.append(event)
+                if bookmarks and time.monotonic() >= bookmark_at:
+                    bookmark_at = time.monotonic() + self.bookmark_seconds
+                    events.append(_bookmark(kind, self.revision))
+                    cursor = self.revision
+                events = orjson.loads(orjson.dumps(events))
+            yield from events
+
+
+def _conflict(kind: Kind, name: str) -> ApiError:
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {kind.qualified} "{name}": the object has '
+        "been modified; please apply your changes to the latest version and try again",
+        {"name": name, "kind": kind.plural},
+    )
+
+
+def _event(change: Change, selects: Callable[[Mapping[str, Any]], bool]) -> dict[str, Any] | None:
+    """What a watch with a selector sees of a change: entering is ADDED, leaving DELETED."""
+    now = selects(change.obj)
+    before = change.old is not None and selects(change.old)
+    if change.type == "DELETED":
+        return {"type": "DELETED", "object": change.obj} if now or before else None
+    if now:
+        return {"type": "MODIFIED" if before else "ADDED", "object": change.obj}
+    if before:
+        return {"type": "DELETED", "object": change.obj}
+    return None
+
+
+def _bookmark(kind: Kind, revision: int) -> dict[str, Any]:
+    return {
+        "type": "BOOKMARK",
+        "object": {
+            "kind": kind.kind,
+            "apiVersion": kind.api_version,
+            "metadata": {"resourceVersion": str(revision)},
+        },
+    }
+
+
+def _expired(requested: int, oldest: int) -> dict[str, Any]:
+    return {
+        "type": "ERROR",
+        "object": {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": f"too old resource version: {requested} ({oldest})",
+            "reason": "Expired",
+            "code": 410,
+        },
+    }
+
+
+def _selector(kind: Kind, query: Mapping[str, str]) -> Callable[[Mapping[str, Any]], bool]:
+    return object_selector(
+        query.get("labelSelector", ""), query.get("fieldSelector", ""), kind.fields
+    )
+
+
+def _listed(kind: Kind, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """An item as a list shows it: core lists leave out each item's kind and apiVersion."""
+    item = _copy(obj)
+    if kind.api_version == "v1":
+        del item["kind"], item["apiVersion"]
+    return item
+
+
+def _copy(obj: Mapping[str, Any]) -> dict[str, Any]:
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(obj))
+    return copied
+
+
+def _ns(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("namespace", ""))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _encode(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode()
+
+
+def _decode(token: str) -> str:
+    return base64.urlsafe_b64decode(token.encode()).decode()
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+def install(fake: FakeCluster, objects: Objects) -> None:
+    """Serve ``objects`` from ``fake``: list/watch (cluster-wide and per namespace), get,
+    create, update, merge patch and delete of each kind."""
+    from tests.fakes.cluster import Reply, status
+
+    def answer(work: Callable[[], Reply]) -> Reply:
+        try:
+            return work()
+        except ApiError as error:
+            return status(error.code, error.message, reason=error.reason, details=error.details)
+
+    for kind in KINDS:
+        many = rf"{kind.prefix}(?:/namespaces/(?P<namespace>[^/]+))?/{kind.plural}"
+        one = rf"{kind.prefix}/namespaces/(?P<namespace>[^/]+)/{kind.plural}/(?P<name>[^/]+)"
+
+        def collection(call: Call, kind: Kind = kind) -> Reply:
+            ns, query = call.params.get("namespace"), call.request.query
+            if query.get("watch") in ("true", "1"):
+                return answer(lambda: Reply(200, None, stream=objects.watch(kind, ns, query)))
+            return answer(lambda: Reply(200, objects.listing(kind, ns, query)))
+
+        def create(call: Call, kind: Kind = kind) -> Reply:
+            namespace = call.params.get("namespace") or ""
+            return answer(lambda: Reply(201, objects.create(kind, namespace, call.request.body)))
+
+        def get(call: Call, kind: Kind = kind) -> Reply:
+            ns, name = call.params["namespace"], call.params["name"]
+            return answer(lambda: Reply(200, objects.read(kind, ns, name)))
+
+        def update(call: Call, kind: Kind = kind) -> Reply:
+            ns, name, body = call.params["namespace"], call.params["name"], call.request.body
+            return answer(lambda: Reply(200, objects.update(kind, ns, name, body)))
+
+        def patch(call: Call, kind: Kind = kind) -> Reply:
+            ns, name, body = call.params["namespace"], call.params["name"], call.request.body
+            media = call.request.headers.get("content-type", "").split(";")[0].strip()
+            return answer(lambda: Reply(200, objects.patch(kind, ns, name, body, media)))
+
+        def delete(call: Call, kind: Kind = kind) -> Reply:
+            ns, name = call.params["namespace"], call.params["name"]
+            return answer(lambda: Reply(200, objects.delete(kind, ns, name)))
+
+        fake.route("GET", many, collection)
+        fake.route("POST", many, create)
+        fake.route("GET", one, get)
+        fake.route("PUT", one, update)
+        fake.route("PATCH", one, patch)
+        fake.route("DELETE", one, delete)

@@ -1,0 +1,224 @@
+"""The PostgreSQL store: the store contract, revisions in commit order under concurrent
+writers, many processes on one database, and watches across server processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from store import AlreadyExists, Change, Conflict, NotFound
+from store.postgres import PostgresStore
+from store.tailer import Tailer
+from tests.store import contract
+from tests.store.contract import obj
+from tests.support.postgres import postgres_database_fixture, postgres_url_fixture  # noqa: F401
+
+
+@pytest.fixture
+def store(postgres_database: str) -> Iterator[PostgresStore]:
+    opened = PostgresStore(postgres_database)
+    yield opened
+    opened.close()
+
+
+def test_every_write_takes_the_next_revision_and_is_logged(
+    store: PostgresStore, postgres_database: str
+) -> None:
+    contract.every_write_takes_the_next_revision_and_is_logged(store)
+    with psycopg.connect(postgres_database) as conn:
+        log = conn.execute("SELECT rev, type, prev_rev FROM log ORDER BY rev").fetchall()
+    assert log == [(1, 0, 0), (2, 0, 0), (3, 1, 1), (4, 2, 2)]
+
+
+def test_changes_of_one_resource(store: PostgresStore) -> None:
+    contract.changes_can_be_read_for_one_resource(store)
+
+
+def test_optimistic_concurrency(store: PostgresStore) -> None:
+    contract.optimistic_concurrency(store)
+
+
+def test_get(store: PostgresStore) -> None:
+    contract.get_returns_the_stored_row(store)
+
+
+def test_lists_are_in_byte_order(store: PostgresStore) -> None:
+    contract.list_is_in_byte_order_and_scoped(store)
+
+
+def test_filtered_lists_read_past_a_batch(store: PostgresStore) -> None:
+    contract.list_filters_across_batches(store)
+
+
+def test_list_at_an_old_revision_rebuilds_that_state(store: PostgresStore) -> None:
+    contract.list_at_an_old_revision_rebuilds_that_state(store)
+
+
+def test_compaction_expires_old_revisions_only(store: PostgresStore) -> None:
+    contract.compaction_expires_old_revisions_only(store)
+
+
+def test_data_survives_reopening(postgres_database: str) -> None:
+    contract.data_survives_reopening(lambda: PostgresStore(postgres_database))
+
+
+def test_opening_an_existing_store_keeps_its_data_and_schema(postgres_database: str) -> None:
+    stores = [PostgresStore(postgres_database) for _ in range(3)]
+    stores[0].create("r", "", "a", obj("a"), {})
+    assert all(s.revision() == 1 for s in stores)
+    for s in stores:
+        s.close()
+
+
+def test_an_unreachable_database_fails_at_once() -> None:
+    started = time.monotonic()
+    with pytest.raises(psycopg.OperationalError):
+        PostgresStore("postgresql://postgres@127.0.0.1:1/none", connect_timeout=2)
+    assert time.monotonic() - started < 5
+
+
+def test_revisions_become_visible_in_commit_order(store: PostgresStore) -> None:
+    """8 writers create and update while a poller re-reads a window of the log: no revision
+    ever appears after a higher one was seen, and every written revision is seen."""
+    written: list[int] = []
+    written_lock = threading.Lock()
+    stop, written_all = threading.Event(), threading.Event()
+    late: list[tuple[int, int]] = []
+    seen: set[int] = set()
+
+    def write(worker: int) -> None:
+        mine = []
+        n = 0
+        while not stop.is_set():
+            row = store.create("r", "ns", f"w{worker}-{n}", obj(f"w{worker}-{n}"), {})
+            mine.append(row.revision)
+            for change in range(3):
+                row = store.update(
+                    "r", "ns", row.name, row.revision, obj(row.name, c=str(change)), {}
+                )
+                mine.append(row.revision)
+            n += 1
+        with written_lock:
+            written.extend(mine)
+
+    def poll() -> None:
+        highest = 0
+        while True:
+            done = written_all.is_set()
+            changes, _ = store.changes(max(0, highest - 200), limit=1000)
+            for change in changes:
+                if change.revision not in seen:
+                    if change.revision < highest:
+                        late.append((change.revision, highest))
+                    seen.add(change.revision)
+                    highest = max(highest, change.revision)
+            if done and len(changes) < 1000 and highest == store.revision():
+                return
+
+    writers = [threading.Thread(target=write, args=(w,)) for w in range(8)]
+    poller = threading.Thread(target=poll)
+    for thread in [*writers, poller]:
+        thread.start()
+    time.sleep(2)
+    stop.set()
+    for thread in writers:
+        thread.join(30)
+    written_all.set()
+    poller.join(30)
+    assert len(written) > 500, "the writers hardly wrote"
+    assert late == [], f"{len(late)} revisions appeared after a higher one: {late[:5]}"
+    assert sorted(written) == list(range(1, len(written) + 1))
+    assert seen == set(written)
+
+
+def test_concurrent_compare_and_swap_loses_no_update(store: PostgresStore) -> None:
+    """Threads racing to increment one object, and to delete and recreate another."""
+    store.create("r", "", "counter", {"metadata": {"name": "counter"}, "n": 0}, {})
+    store.create("r", "", "churn", obj("churn"), {})
+
+    def increment(times: int) -> None:
+        done = 0
+        while done < times:
+            row = store.get("r", "", "counter")
+            assert row is not None
+            value = int(row.body.split(b'"n":')[1].rstrip(b"}"))
+            try:
+                store.update(
+                    "r",
+                    "",
+                    "counter",
+                    row.revision,
+                    {"metadata": {"name": "counter"}, "n": value + 1},
+                    {},
+                )
+                done += 1
+            except Conflict:
+                pass
+
+    def churn(times: int) -> None:
+        for _ in range(times):
+            row = store.get("r", "", "churn")
+            try:
+                if row is None:
+                    store.create("r", "", "churn", obj("churn"), {})
+                else:
+                    store.delete("r", "", "churn", row.revision)
+            except (Conflict, NotFound, AlreadyExists):
+                pass
+
+    threads = [threading.Thread(target=increment, args=(25,)) for _ in range(4)]
+    threads += [threading.Thread(target=churn, args=(50,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    row = store.get("r", "", "counter")
+    assert row is not None and row.body.endswith(b'"n":100}')
+    changes, _ = store.changes(0, limit=10_000)
+    assert [c.revision for c in changes] == list(range(1, store.revision() + 1))
+
+
+def _writer(url: str, worker: int, count: int) -> None:
+    store = PostgresStore(url, pool_size=1)
+    for i in range(count):
+        store.create("r", "ns", f"w{worker}-{i}", obj(f"w{worker}-{i}"), {})
+    store.close()
+
+
+def test_several_processes_writing_at_once_lose_nothing(postgres_database: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_writer, args=(postgres_database, w, 100)) for w in range(4)
+    ]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(60)
+        assert p.exitcode == 0
+    store = PostgresStore(postgres_database)
+    rows = store.list("r", "ns").rows
+    store.close()
+    assert len(rows) == 400
+    assert sorted(r.revision for r in rows) == list(range(1, 401))
+
+
+def test_a_second_process_lists_and_watches_what_the_first_writes(postgres_database: str) -> None:
+    first, second = PostgresStore(postgres_database), PostgresStore(postgres_database)
+    try:
+        tailer = Tailer(second)
+        row = first.create("r", "ns", "a", obj("a"), {})
+        assert [r.name for r in second.list("r", "ns").rows] == ["a"]
+        deadline = time.monotonic() + 1.0
+        seen: list[Change] = []
+        while not seen and time.monotonic() < deadline:
+            seen = tailer.read()
+            time.sleep(0.01)
+        assert [(c.type, c.revision, c.row.body) for c in seen] == [("ADDED", 1, row.body)]
+    finally:
+        second.close()
+        first.close()
