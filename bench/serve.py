@@ -3,7 +3,8 @@
 The constant-JSON ceiling and the gevent comparison are only meaningful under the very
 settings the server is deployed with: same config file, workers, threads, TLS and client
 certificates. So the Procfile's command line is reused with only its app (and, for the
-worker class, command-line options, which override the config file) changed.
+worker class, command-line options, which override the config file) changed: the tests'
+launcher, :func:`devtools.launch.run_web`, starts, awaits and stops each server.
 
 A server may also be given a cluster: a :class:`tests.fakes.cluster.FakeCluster` on loopback,
 named by ``APISERVER_KUBECONFIG``, publishing the server's client CA in its authentication
@@ -14,21 +15,30 @@ with one binding. ``system:masters`` needs no review, so admin requests never re
 from __future__ import annotations
 
 import dataclasses
-import shlex
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.wire import Connection, Target
+from bench.wire import Target
 from devtools.certs import new_ca
-from devtools.procfile import command
+from devtools.launch import Pki, argv, run_web
 from tests.fakes.cluster import FakeCluster
-from tests.support.servers import ROOT, Pki, environment, free_port
+
+__all__ = [  # argv comes from devtools.launch
+    "CONSTANT_APP",
+    "GROUPS",
+    "REAL_APP",
+    "SAR_USER",
+    "USER",
+    "Launch",
+    "Served",
+    "allow_sar_user",
+    "argv",
+    "serve",
+    "start_cluster",
+]
 
 REAL_APP = "proxy.app:create_app()"
 CONSTANT_APP = "bench.constant:create_app()"
@@ -75,12 +85,6 @@ class Served:
         return self.log_path.read_text(errors="replace").count("Booting worker")
 
 
-def argv(app: str, options: Sequence[str]) -> list[str]:
-    """The Procfile's ``web`` command with ``app`` as its application and extra options."""
-    *launcher, _ = shlex.split(command("web", ROOT / "Procfile"))
-    return [*launcher, *options, app]
-
-
 def allow_sar_user(spec: dict[str, Any]) -> tuple[bool, str]:
     """The fake cluster's RBAC: :data:`SAR_USER` may do anything, nobody else anything."""
     if spec.get("user") == SAR_USER[0]:
@@ -119,55 +123,17 @@ def serve(
     pki = Pki.create(directory / "pki")
     for old in directory.glob("store.db*"):  # a kept directory from an earlier run
         old.unlink()
-    port = free_port()
-    usual = {**environment(directory, pki, port, workers), "APISERVER_DATABASE_URL": ""}
-    settings = {**usual, **(env or {})}
-    args = argv(app, options)
-    args[0] = shutil.which(args[0], path=settings["PATH"]) or args[0]
+    settings = {"APISERVER_DATABASE_URL": "", **(env or {})}
     cert, key = pki.client(USER, GROUPS)
-    target = Target("127.0.0.1", port, pki.ca_file, cert, key)
-    log_path = directory / "server.log"
     with ExitStack() as stack:
         fake = None
         if cluster:
             fake, settings["APISERVER_KUBECONFIG"] = start_cluster(stack, directory, pki)
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                args, cwd=ROOT, env=settings, stdout=log, stderr=subprocess.STDOUT
-            )
-        served = Served(target, process.pid, log_path, pki, fake)
-        try:
-            _wait_ready(served, process)
-            yield served
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_ready(served: Served, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    request = served.target.get("/readyz")
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited early:\n{served.log_path.read_text()}")
-        try:
-            conn = Connection(served.target)
-        except OSError:
-            time.sleep(0.1)
-            continue
-        try:
-            if conn.exchange(request).status == 200:
-                return
-        except (OSError, ValueError):
-            pass
-        finally:
-            conn.close()
-        time.sleep(0.1)
-    raise RuntimeError(f"gunicorn not ready after {timeout}s:\n{served.log_path.read_text()}")
+        running = stack.enter_context(
+            run_web(directory, pki=pki, workers=workers, env=settings, app=app, options=options)
+        )
+        target = Target("127.0.0.1", running.port, pki.ca_file, cert, key)
+        yield Served(target, running.process.pid, running.log_path, pki, fake)
 
 
 @dataclass(frozen=True, slots=True)

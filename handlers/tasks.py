@@ -1,12 +1,14 @@
-"""The tutorial's Task, shared by ClusterTask and CustomTask: spec schema, columns, fields."""
+"""The tutorial's Task, shared by ClusterTask and CustomTask (and CombinedTask's spec): spec
+schema, columns, selectable fields, and the declaration of a kind stored here that carries it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from handlers import columns
-from handlers.kinds import FieldGetter, Kind
+from handlers.api import columns
+from handlers.api.kind import FieldGetter, Kind
+from handlers.api.strategy import StatusStrategy, Strategy
 
 SPEC_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -82,7 +84,8 @@ SELECTABLE_FIELDS: dict[str, FieldGetter] = {
 def task_kind(
     *, plural: str, kind: str, namespaced: bool, short_names: tuple[str, ...], description: str
 ) -> Kind:
-    """Declare a kind that carries the Task spec and is stored by this server."""
+    """Declare a kind that carries the Task spec and is stored by this server, its status
+    written through its status subresource."""
     return Kind(
         plural=plural,
         singular=kind.lower(),
@@ -94,4 +97,5 @@ def task_kind(
         columns=COLUMNS,
         short_names=short_names,
         selectable_fields=SELECTABLE_FIELDS,
+        strategies={"": Strategy(), "status": StatusStrategy()},
     )

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from k8s import SERVICE_ACCOUNT
+from k8s import SERVICE_ACCOUNT, paths
 from k8s.client import Cluster, ClusterError
 from k8s.events import TASK_UID
 
@@ -39,7 +39,6 @@ PRIORITY_LABEL = "example.example.com/priority"
 DEADLINE_LABEL = "example.example.com/deadline"
 GENERATION = "example.example.com/task-generation"  # annotation: the generation an Event records
 COMPONENT = "task-controller"
-TASKS = "/apis/example.example.com/v1"
 WATCH_SECONDS = 300  # one watch request; the controller re-watches from where it stopped
 RETRY_SECONDS = 2.0
 
@@ -76,7 +75,7 @@ class Controller:
 
     def _remember(self) -> None:
         """Read back the Events recorded before: what is done is not done again."""
-        listed = self._cluster.get("/api/v1/events", {"labelSelector": TASK_UID})
+        listed = self._cluster.get(paths.events(), {"labelSelector": TASK_UID})
         self._recorded.clear()
         for event in listed.get("items") or []:
             metadata = event.get("metadata") or {}
@@ -89,7 +88,7 @@ class Controller:
             recorded.deleted = recorded.deleted or event.get("reason") == "TaskDeleted"
 
     def _list(self) -> str:
-        listed = self._cluster.get(f"{TASKS}/tasks")
+        listed = self._cluster.get(paths.tasks())
         for task in listed.get("items") or []:
             self._reconcile(task)
         return str((listed.get("metadata") or {}).get("resourceVersion", ""))
@@ -97,7 +96,7 @@ class Controller:
     def _watch(self, revision: str) -> str:
         """Follow the Tasks from ``revision``; the revision to resume from ("" to list again)."""
         stream = self._cluster.watch(
-            f"{TASKS}/tasks",
+            paths.tasks(),
             {
                 "resourceVersion": revision,
                 "allowWatchBookmarks": "true",
@@ -165,7 +164,7 @@ class Controller:
         """A merge patch of ``metadata``, on the version read only (409 otherwise)."""
         version = task["metadata"]["resourceVersion"]
         self._cluster.patch(
-            f"{TASKS}/namespaces/{_namespace(task)}/tasks/{_name(task)}",
+            paths.tasks(_namespace(task), _name(task)),
             {"metadata": {**metadata, "resourceVersion": version}},
         )
 
@@ -201,7 +200,7 @@ class Controller:
             "lastTimestamp": stamp,
             "count": 1,
         }
-        self._cluster.post(f"/api/v1/namespaces/{_namespace(task)}/events", event)
+        self._cluster.post(paths.events(_namespace(task)), event)
         log.info("task %s/%s: %s", _namespace(task), _name(task), reason)
 
 

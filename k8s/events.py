@@ -18,6 +18,7 @@ from typing import Any
 
 import cachetools
 
+from k8s import paths
 from k8s.client import Cluster, ClusterError
 
 TASK_UID = "example.example.com/task-uid"
@@ -106,9 +107,8 @@ class TaskEvents:
     def _load(self, source: str, keys: set[str]) -> dict[str, _Listed]:
         """LIST the Events of ``source`` and file them by namespace; whatever happens, the
         callers waiting for this LIST are woken."""
-        path = f"/api/v1/namespaces/{source}/events" if source else "/api/v1/events"
         try:
-            listed = self._cluster.get(path, {"labelSelector": TASK_UID})
+            listed = self._cluster.get(paths.events(source or None), {"labelSelector": TASK_UID})
             revision = str((listed.get("metadata") or {}).get("resourceVersion", ""))
             grouped = _by_namespace(listed.get("items") or [], keys | {source})
             entries = {ns: _Listed(revision, by_task) for ns, by_task in grouped.items()}

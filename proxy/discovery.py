@@ -14,8 +14,10 @@ from typing import Any
 
 import orjson
 
-from handlers.errors import GROUP, GROUP_VERSION, VERSION, not_acceptable
-from handlers.kinds import Kind
+from handlers.api import GROUP, GROUP_VERSION, VERSION
+from handlers.api.errors import not_acceptable
+from handlers.api.kind import Kind
+from handlers.registry import Served
 from proxy.negotiation import JSON, parse_accept
 
 DISCOVERY_GROUP = "apidiscovery.k8s.io"
@@ -35,16 +37,17 @@ class Document:
         return '"' + hashlib.sha256(self.body).hexdigest() + '"'
 
 
-def resource_list(kinds: Sequence[Kind]) -> Document:
+def resource_list(kinds: Sequence[Served]) -> Document:
     """``GET /apis/<group>/<version>``: the APIResourceList (D1)."""
     resources = []
-    for kind in kinds:
+    for served in kinds:
+        kind = served.kind
         entry: dict[str, Any] = {
             "name": kind.plural,
             "singularName": kind.singular,
             "namespaced": kind.namespaced,
             "kind": kind.kind,
-            "verbs": kind.verbs,
+            "verbs": served.verbs,
             **_aliases(kind),
         }
         resources.append(entry)
@@ -56,7 +59,7 @@ def resource_list(kinds: Sequence[Kind]) -> Document:
                 "kind": kind.kind,
                 "verbs": sorted(verbs),
             }
-            for sub, verbs in kind.subresources.items()
+            for sub, verbs in served.subresources.items()
         )
     return Document(
         orjson.dumps(
@@ -97,26 +100,27 @@ def group_list() -> Document:
     return Document(orjson.dumps({"kind": "APIGroupList", "apiVersion": "v1", "groups": [group]}))
 
 
-def aggregated(kinds: Sequence[Kind], version: str) -> Document:
+def aggregated(kinds: Sequence[Served], version: str) -> Document:
     """``GET /apis`` as an APIGroupDiscoveryList (D2), in ``v2`` or ``v2beta1``."""
     resources = []
-    for kind in kinds:
+    for served in kinds:
+        kind = served.kind
         entry: dict[str, Any] = {
             "resource": kind.plural,
             "singularResource": kind.singular,
             "scope": "Namespaced" if kind.namespaced else "Cluster",
             "responseKind": {"group": GROUP, "version": VERSION, "kind": kind.kind},
-            "verbs": kind.verbs,
+            "verbs": served.verbs,
             **_aliases(kind),
         }
-        if kind.subresources:
+        if served.subresources:
             entry["subresources"] = [
                 {
                     "subresource": sub,
                     "responseKind": {"group": GROUP, "version": VERSION, "kind": kind.kind},
                     "verbs": sorted(verbs),
                 }
-                for sub, verbs in kind.subresources.items()
+                for sub, verbs in served.subresources.items()
             ]
         resources.append(entry)
     body = {
@@ -158,7 +162,7 @@ def version_info() -> Document:
 class Discovery:
     """Every discovery document, built once."""
 
-    def __init__(self, kinds: Sequence[Kind]) -> None:
+    def __init__(self, kinds: Sequence[Served]) -> None:
         self.resources = resource_list(kinds)
         self.groups = group_list()
         self.group = Document(orjson.dumps(api_group()))

@@ -7,6 +7,10 @@ A watch whose client does not keep up (more than a bound of unread bytes for mor
 a moment) is cut: the client resumes from its last resourceVersion and the others never
 wait for it. Queued lines are shared between watches, not copied. The same thread
 sends bookmarks, ends watches at their deadline or at shutdown, and notices clients leaving.
+
+The fan-out owns each watch's state: its cursor (the newest revision sent or skipped), its
+deadline and its expiry. What a handler gives a watch (:class:`WatchResult`) is pure: the log
+to follow, the starting state, and a function from a change to its events.
 """
 
 from __future__ import annotations
@@ -18,13 +22,13 @@ import os
 import selectors
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 
-from handlers.contract import WatchEvent
-from handlers.errors import too_many_requests
-from handlers.watching import Follower
+from handlers.api.contract import WatchResult
+from handlers.api.errors import too_many_requests
+from handlers.api.watch import WatchEvent, too_old
 from proxy.outlets import Outlet
-from store import Change, Store
+from store import BATCH, Change, Store
 from store.tailer import Tailer
 
 log = logging.getLogger("apiserver.watch")
@@ -43,19 +47,25 @@ class Watch:
     __slots__ = (
         "behind_since",
         "bookmark_at",
+        "deadline",
+        "expired",
         "first",
-        "follower",
         "held",
+        "last",
         "out",
         "outlet",
         "overflowed",
         "render",
         "render_key",
+        "spec",
         "writing",
     )
 
-    def __init__(self, follower: Follower) -> None:
-        self.follower = follower
+    def __init__(self, spec: WatchResult) -> None:
+        self.spec = spec
+        self.deadline = time.monotonic() + spec.lifetime
+        self.last = spec.since or 0  # the newest revision already sent (or skipped)
+        self.expired = False  # the start revision was compacted: the watch ends after the ERROR
         self.outlet: Outlet | None = None
         self.render: Render | None = None
         self.render_key: Hashable = None
@@ -80,6 +90,7 @@ class FanOut:
         interval: float = 0.02,
         bookmark_seconds: float = 60.0,
     ) -> None:
+        self._store = store
         self._tailer = Tailer(store)
         self._max_watches = max_watches
         self._stopping = stopping
@@ -101,16 +112,57 @@ class FanOut:
 
     # called from request threads
 
-    def subscribe(self, follower: Follower) -> Watch:
-        """Hold every change read from now on for ``follower`` until it is carried; 429 when
+    def subscribe(self, spec: WatchResult) -> Watch:
+        """Hold every change read from now on for the watch until it is carried; 429 when
         this process has as many watches as it may (each holds a request thread)."""
-        watch = Watch(follower)
+        watch = Watch(spec)
         with self._lock:
             if len(self._watches) >= self._max_watches:
                 raise too_many_requests()
             self._watches.add(watch)
-            self._waiting[follower.resource].add(watch)
+            self._waiting[spec.resource].add(watch)
         return watch
+
+    def begin(self, watch: Watch) -> Iterator[WatchEvent]:
+        """The events to send first, read by the request's thread once the watch is
+        subscribed: the logged changes after its start revision (or a 410 ERROR when they are
+        gone), or the state now. Live changes at or below what this sends are skipped later:
+        no gap, no duplicate."""
+        if watch.spec.since is None:
+            watch.last, events = watch.spec.initial()
+            return iter(events)
+        return self._replay(watch)
+
+    def _replay(self, watch: Watch) -> Iterator[WatchEvent]:
+        start = watch.last
+        while True:
+            changes, compacted = self._store.changes(watch.last, resource=watch.spec.resource)
+            if start < compacted:
+                watch.expired = True
+                yield too_old(start, compacted)
+                return
+            for change in changes:
+                yield from self._follow(watch, change)
+            if len(changes) < BATCH:
+                return
+
+    @staticmethod
+    def _follow(
+        watch: Watch, change: Change, memo: dict[Hashable, list[WatchEvent]] | None = None
+    ) -> list[WatchEvent]:
+        """The events ``change`` makes on ``watch``; none for what was already sent.
+
+        ``memo`` shares the work between the watches of one process that have equal keys."""
+        if change.revision <= watch.last:
+            return []
+        watch.last = change.revision
+        if memo is None:
+            return watch.spec.events(change)
+        key = (watch.spec.key, change.revision)
+        events = memo.get(key)
+        if events is None:
+            events = memo[key] = watch.spec.events(change)
+        return events
 
     def carry(
         self, watch: Watch, outlet: Outlet, render: Render, render_key: Hashable, *, first: bool
@@ -127,10 +179,10 @@ class FanOut:
         with self._lock:
             if watch not in self._watches:
                 return  # already ended
-            self._waiting[watch.follower.resource].discard(watch)
+            self._waiting[watch.spec.resource].discard(watch)
             if watch in self._adopted:
                 self._adopted.remove(watch)
-            if watch not in self._carried[watch.follower.resource]:
+            if watch not in self._carried[watch.spec.resource]:
                 self._watches.discard(watch)
                 return
             self._cancelled.append(watch)
@@ -196,12 +248,12 @@ class FanOut:
         for watch in cancelled:
             self._end(watch, abort=True)
         for watch in adopted:
-            self._waiting[watch.follower.resource].discard(watch)
-            self._carried[watch.follower.resource].add(watch)
+            self._waiting[watch.spec.resource].discard(watch)
+            self._carried[watch.spec.resource].add(watch)
             try:
                 self._adopt(watch, now)
             except Exception:  # never leave a request thread waiting for a watch not carried
-                log.exception("could not carry a watch of %s", watch.follower.resource)
+                log.exception("could not carry a watch of %s", watch.spec.resource)
                 self._end(watch, abort=True)
 
     def _adopt(self, watch: Watch, now: float) -> None:
@@ -247,7 +299,7 @@ class FanOut:
         """Queue the lines ``change`` makes on ``watch``; True if there were any."""
         render = watch.render
         assert render is not None
-        found = watch.follower.follow(change, events)
+        found = self._follow(watch, change, events)
         for event in found:
             if watch.first:
                 watch.out.append(render(event, True))
@@ -286,17 +338,18 @@ class FanOut:
         stopping = self._stopping.is_set()
         for watches in self._carried.values():
             for watch in list(watches):
-                follower = watch.follower
-                if stopping or now >= follower.deadline:
+                spec = watch.spec
+                if stopping or now >= watch.deadline:
                     self._end(watch, abort=False)
                 elif self._stalled(watch, now):
-                    log.info("cut a watch of %s: its client stopped reading", follower.resource)
+                    log.info("cut a watch of %s: its client stopped reading", spec.resource)
                     self._end(watch, abort=True)
-                elif follower.bookmarks and now >= watch.bookmark_at:
+                elif spec.bookmarks and now >= watch.bookmark_at:
                     watch.bookmark_at = now + self._bookmark_seconds
                     render = watch.render
                     assert render is not None
-                    watch.out.append(render(follower.bookmark(self._tailer.revision), False))
+                    revision = max(self._tailer.revision, watch.last)
+                    watch.out.append(render(spec.bookmark(revision), False))
                     self._send(watch)
 
     def _stalled(self, watch: Watch, now: float) -> bool:
@@ -309,7 +362,7 @@ class FanOut:
 
     def _end(self, watch: Watch, *, abort: bool) -> None:
         """Stop carrying ``watch`` and let its request finish."""
-        watches = self._carried.get(watch.follower.resource)
+        watches = self._carried.get(watch.spec.resource)
         if watches is None or watch not in watches:
             return
         watches.discard(watch)

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 import yaml
 
-from handlers.errors import bad_request, not_acceptable, unsupported_media_type
-from handlers.patching import APPLY_PATCH, PATCH_TYPES
+from handlers.api.errors import bad_request, not_acceptable, unsupported_media_type
+from handlers.api.patching import APPLY_PATCH, PATCH_TYPES
 
 JSON = "application/json"
 YAML = "application/yaml"

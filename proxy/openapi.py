@@ -14,16 +14,17 @@ from typing import Any
 
 import orjson
 
-from handlers.errors import GROUP, GROUP_VERSION, VERSION
-from handlers.kinds import Kind
-from handlers.objectmeta import (
+from handlers.api import GROUP, GROUP_VERSION, VERSION
+from handlers.api.kind import Kind
+from handlers.api.objectmeta import (
     DEFINITIONS,
     DEFS_PREFIX,
     LIST_META_DESCRIPTION,
     described_ref,
     ref,
 )
-from handlers.patching import PATCH_TYPES
+from handlers.api.patching import PATCH_TYPES
+from handlers.registry import Served
 from proxy.negotiation import JSON, YAML
 
 V3_KEY = f"apis/{GROUP_VERSION}"
@@ -108,12 +109,13 @@ def _item_operations(kind: Kind, verbs: Collection[str], suffix: str = "") -> di
     return ops
 
 
-def _paths(kind: Kind) -> dict[str, Any]:
+def _paths(served: Served) -> dict[str, Any]:
+    kind = served.kind
     base = f"/apis/{GROUP_VERSION}"
     prefix = f"{base}/namespaces/{{namespace}}" if kind.namespaced else base
     collection_path, item_path = f"{prefix}/{kind.plural}", f"{prefix}/{kind.plural}/{{name}}"
     obj, objects = ref(kind.kind), ref(kind.list_kind)
-    verbs = set(kind.verbs)
+    verbs = set(served.verbs)
     collection: dict[str, Any] = {}
     if "list" in verbs:
         collection["get"] = _operation(kind, "list", "list", objects, parameters=LIST_PARAMS)
@@ -143,7 +145,7 @@ def _paths(kind: Kind) -> dict[str, Any]:
         paths[item_path] = {**item, "parameters": item_params}
     if kind.namespaced and "list" in verbs:
         paths[f"{base}/{kind.plural}"] = {"get": collection["get"]}
-    for sub, sub_verbs in kind.subresources.items():
+    for sub, sub_verbs in served.subresources.items():
         ops = _item_operations(kind, sub_verbs, sub.title())
         paths[f"{item_path}/{sub}"] = {**ops, "parameters": item_params}
     return paths
@@ -171,16 +173,16 @@ def _schemas(kinds: Sequence[Kind]) -> dict[str, Any]:
     return dict(sorted(schemas.items()))
 
 
-def v3_document(kinds: Sequence[Kind]) -> dict[str, Any]:
+def v3_document(kinds: Sequence[Served]) -> dict[str, Any]:
     """The OpenAPI 3.0 document of our group-version (O4)."""
     paths: dict[str, Any] = {}
-    for kind in kinds:
-        paths.update(_paths(kind))
+    for served in kinds:
+        paths.update(_paths(served))
     return {
         "openapi": "3.0.0",
         "info": {"title": "Task search API", "version": VERSION},
         "paths": paths,
-        "components": {"schemas": _schemas(kinds)},
+        "components": {"schemas": _schemas([served.kind for served in kinds])},
     }
 
 
@@ -232,7 +234,7 @@ def _v2_param(param: dict[str, Any]) -> dict[str, Any]:
 class OpenAPI:
     """The prebuilt documents: v2 JSON, the v3 index and the v3 group-version document."""
 
-    def __init__(self, kinds: Sequence[Kind]) -> None:
+    def __init__(self, kinds: Sequence[Served]) -> None:
         v3 = v3_document(kinds)
         self.v3 = orjson.dumps(v3)
         self.v3_hash = hashlib.sha512(self.v3).hexdigest().upper()

@@ -12,9 +12,10 @@ from typing import Any
 import orjson
 import yaml
 
-from handlers.contract import ListResult, ObjectResult, Result, WatchEvent
-from handlers.errors import bad_request
-from handlers.kinds import Kind
+from handlers.api.contract import ListResult, ObjectResult, Result
+from handlers.api.errors import bad_request
+from handlers.api.kind import Kind
+from handlers.api.watch import WatchEvent
 from proxy.negotiation import YAML, Output
 
 INCLUDE_OBJECT = ("", "Metadata", "Object", "None")

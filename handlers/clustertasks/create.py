@@ -1,5 +1,5 @@
 """Create a ClusterTask."""
 
-from handlers.owned import create as handle
+from handlers.owned.create import handle
 
 __all__ = ["handle"]

@@ -1,5 +1,5 @@
 """Delete one ClusterTask."""
 
-from handlers.owned import delete as handle
+from handlers.owned.delete import handle
 
 __all__ = ["handle"]

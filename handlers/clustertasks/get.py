@@ -1,5 +1,5 @@
 """Get one ClusterTask."""
 
-from handlers.owned import get as handle
+from handlers.owned.get import handle
 
 __all__ = ["handle"]

@@ -1,5 +1,5 @@
 """List ClusterTasks."""
 
-from handlers.owned import list_objects as handle
+from handlers.owned.list import handle
 
 __all__ = ["handle"]

@@ -1,5 +1,5 @@
 """Watch ClusterTasks."""
 
-from handlers.owned import watch as handle
+from handlers.owned.watch import handle
 
 __all__ = ["handle"]

@@ -1,25 +1,16 @@
-"""CombinedTask: a Task custom resource of the cluster joined with its core Events."""
+"""CombinedTask: a Task custom resource of the cluster joined with its core Events, read from
+the cluster (never stored here): get, list and watch, each in its verb module; what they
+share in :mod:`.join`, the watch's relay in :mod:`.relay`.
 
-from typing import Any
+Imports: the vocabulary, ``handlers.tasks`` for the Task's shape, and ``k8s`` for the cluster.
+Like every kind's ``__init__``, this one only declares: its verb modules become attributes of
+the package (``list`` among them), so code here would see them in place of builtins.
+"""
 
-from handlers import columns
-from handlers.kinds import Kind
+from handlers.api import columns
+from handlers.api.kind import Kind
+from handlers.combinedtasks.join import event_count, last_reason
 from handlers.tasks import DEADLINE, PRIORITY, SELECTABLE_FIELDS, SPEC_SCHEMA, STATE
-
-
-def _events(obj: Any) -> Any:
-    # not list(): the package's list module shadows the builtin here
-    return (obj.get("status") or {}).get("events") or ()
-
-
-def _count(obj: Any) -> int:
-    return len(_events(obj))
-
-
-def _last_reason(obj: Any) -> str:
-    events = _events(obj)
-    return str(events[-1].get("reason") or "") if events else ""
-
 
 KIND = Kind(
     plural="combinedtasks",
@@ -50,8 +41,8 @@ KIND = Kind(
         PRIORITY,
         DEADLINE,
         STATE,
-        columns.Column("Events", "integer", "Events recorded for the task.", _count),
-        columns.Column("Last Event", "string", "Reason of the latest event.", _last_reason),
+        columns.Column("Events", "integer", "Events recorded for the task.", event_count),
+        columns.Column("Last Event", "string", "Reason of the latest event.", last_reason),
         columns.AGE,
     ),
     selectable_fields=SELECTABLE_FIELDS,

@@ -1,5 +1,42 @@
-"""Watch CombinedTasks (the Task watch, joined with Events)."""
+"""Watch CombinedTasks: the cluster's Task watch, each event joined with the task's Events,
+relayed by the request's thread (see :mod:`handlers.combinedtasks.relay`)."""
 
-from handlers.combined import watch as handle
+from __future__ import annotations
 
-__all__ = ["handle"]
+import time
+
+from handlers.api.contract import ApiRequest, Deps, RelayResult
+from handlers.api.selectors import object_selector
+from handlers.api.watch import lifetime
+from handlers.combinedtasks.join import read, upstream
+from handlers.combinedtasks.relay import Relay
+from k8s import paths
+
+PASSED = (
+    "labelSelector",
+    "fieldSelector",
+    "resourceVersion",
+    "resourceVersionMatch",
+    "allowWatchBookmarks",
+    "sendInitialEvents",
+)
+
+
+def handle(request: ApiRequest, deps: Deps) -> RelayResult:
+    """Parameters pass through, ``timeoutSeconds`` set to this watch's lifetime; 410 and other
+    ERROR events pass through."""
+    cluster = upstream(request, deps)
+    seconds = lifetime(request.param("timeoutSeconds"))
+    # The cluster applies the selectors to its watch; this tests the tasks a watch learns of
+    # through their Events.
+    selects = object_selector(
+        request.param("labelSelector"),
+        request.param("fieldSelector"),
+        request.kind.selectable_fields,
+    )
+    params = {key: value for key in PASSED if (value := request.param(key))}
+    params["timeoutSeconds"] = str(max(1, round(seconds)))
+    tasks = read(lambda: cluster.cluster.watch(paths.tasks(request.namespace), params))
+    deadline = time.monotonic() + seconds
+    relay = Relay(cluster, request.namespace, tasks, selects, deadline, deps.stopping)
+    return RelayResult(relay.events())

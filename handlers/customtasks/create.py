@@ -1,5 +1,5 @@
 """Create a CustomTask."""
 
-from handlers.owned import create as handle
+from handlers.owned.create import handle
 
 __all__ = ["handle"]

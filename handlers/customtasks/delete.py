@@ -1,5 +1,5 @@
 """Delete one CustomTask."""
 
-from handlers.owned import delete as handle
+from handlers.owned.delete import handle
 
 __all__ = ["handle"]

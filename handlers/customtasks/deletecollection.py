@@ -1,5 +1,5 @@
 """Delete every CustomTask a selector matches."""
 
-from handlers.owned import delete_collection as handle
+from handlers.owned.deletecollection import handle
 
 __all__ = ["handle"]

@@ -1,5 +1,5 @@
 """Patch a CustomTask (JSON merge patch or JSON patch)."""
 
-from handlers.owned import patch as handle
+from handlers.owned.patch import handle
 
 __all__ = ["handle"]

@@ -1,5 +1,5 @@
 """Watch CustomTasks."""
 
-from handlers.owned import watch as handle
+from handlers.owned.watch import handle
 
 __all__ = ["handle"]

@@ -455,7 +455,7 @@ def test_r7b_partial_object_metadata(client: TestClient) -> None:
     ],
 )
 def test_r7_age_is_rendered_like_kube(seconds: int, expected: str) -> None:
-    from handlers.columns import human_duration
+    from handlers.api.columns import human_duration
 
     assert human_duration(seconds) == expected
 
@@ -582,14 +582,14 @@ def test_r10_strategic_merge_patch_is_415_as_for_crds(client: TestClient) -> Non
 def test_r3_a_bug_is_a_500_status_without_a_stack_trace(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handlers.kinds import find
+    from handlers.registry import find
 
     def broken(request: object, deps: object) -> object:
         raise KeyError("secret internals")
 
-    kind = find("clustertasks")
-    assert kind is not None
-    monkeypatch.setitem(kind.handlers, "list", broken)
+    served = find("clustertasks")
+    assert served is not None
+    monkeypatch.setitem(served.handlers, "list", broken)
     r = client.simulate_get(CLUSTER)
     assert status_of(r) == (500, "InternalError")
     assert "secret internals" not in r.text and "Traceback" not in r.text

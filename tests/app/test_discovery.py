@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from falcon.testing import TestClient
 
-from handlers.kinds import VERBS, registry
+from handlers.registry import VERBS, registry
 from tests.support.servers import ROOT
 
 GV = "search.task.example.example.com/v1"
@@ -48,10 +48,10 @@ def test_d1_resource_list_names_every_kind_with_exactly_its_verb_modules(
 
 
 def test_d1_verbs_are_the_modules_present() -> None:
-    for kind in registry():
-        modules = {p.stem for p in (ROOT / "handlers" / kind.plural).glob("*.py")}
-        assert set(kind.verbs) == modules & set(VERBS)
-        assert {"get", "list", "watch"} <= set(kind.verbs)
+    for served in registry():
+        modules = {p.stem for p in (ROOT / "handlers" / served.kind.plural).glob("*.py")}
+        assert set(served.verbs) == modules & set(VERBS)
+        assert {"get", "list", "watch"} <= set(served.verbs)
 
 
 def test_d2_aggregated_discovery_honours_accept_order_with_exact_media_type(

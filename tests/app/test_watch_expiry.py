@@ -1,16 +1,23 @@
-"""R6: a watch from a compacted resourceVersion is one ERROR event 410, on both stores."""
+"""R6: a watch from a compacted resourceVersion is one ERROR event 410: through the app, and
+from the fan-out on both stores."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import pytest
 from falcon import testing
 
-from handlers import kinds, watching
-from handlers.contract import ApiRequest, Deps
+from handlers.api.contract import ApiRequest, Deps
+from handlers.owned import watch as owned_watch
+from handlers.registry import find
 from proxy.app import create_app
+from proxy.fanout import FanOut
 from proxy.settings import Settings
+from store import Store
 from store.postgres import PostgresStore
 from store.sqlite import SQLiteStore
 from tests.conftest import AllowAll
@@ -38,20 +45,31 @@ def test_r6_too_old_resource_version_is_one_error_event_410(tmp_path: Path) -> N
     assert status["message"] == "too old resource version: 1 (2)"
 
 
-def test_r6_too_old_resource_version_on_postgresql_is_the_same_410(postgres_url: str) -> None:
-    store = PostgresStore(create_database(postgres_url))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def compacted(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store of either kind whose log no longer holds revision 1."""
+    if request.param == "sqlite":
+        store: Store = SQLiteStore(str(tmp_path / "s.db"))
+    else:
+        store = PostgresStore(create_database(request.getfixturevalue("postgres_url")))
     try:
         for name in ("a", "b", "c"):
             store.create("clustertasks", "", name, {"metadata": {"name": name}}, {})
         store.compact(min_age_seconds=0, min_revisions=1)
-        kind = kinds.find("clustertasks")
-        assert kind is not None
-        request = ApiRequest(kind, "watch", None, None, {"resourceVersion": "1"})
-        result = watching.watch(request, Deps(store), None)
-        (event,) = list(result.begin())
-        status = orjson.loads(event.body)
-        assert (event.type, status["code"], status["reason"]) == ("ERROR", 410, "Expired")
-        assert status["message"] == "too old resource version: 1 (2)"
-        assert result.follower.expired
+        yield store
     finally:
         store.close()
+
+
+def test_r6_the_fan_out_ends_a_watch_from_a_compacted_revision_with_410(compacted: Store) -> None:
+    served = find("clustertasks")
+    assert served is not None
+    request = ApiRequest(served.kind, "watch", None, None, {"resourceVersion": "1"})
+    # Read the log only when asked: nothing polls the store once the test closes it.
+    fan = FanOut(compacted, threading.Event(), max_watches=1, interval=3600)
+    watch = fan.subscribe(owned_watch.handle(request, Deps(compacted)))
+    (event,) = list(fan.begin(watch))
+    status = orjson.loads(event.body)
+    assert (event.type, status["code"], status["reason"]) == ("ERROR", 410, "Expired")
+    assert status["message"] == "too old resource version: 1 (2)"
+    assert watch.expired  # the stream ends after the ERROR: nothing is carried live

@@ -33,7 +33,7 @@ from cryptography import x509
 
 from devtools import clustercerts
 from devtools.certs import issue, new_ca
-from handlers.errors import GROUP, VERSION
+from handlers.api import GROUP, VERSION
 from tests.fakes.cluster import FakeCluster, authentication_data
 from tests.support.servers import ROOT, free_port
 

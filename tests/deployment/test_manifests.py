@@ -8,8 +8,9 @@ from typing import Any
 
 import yaml
 
-from handlers import kinds
+from handlers.registry import find
 from handlers.tasks import SPEC_SCHEMA, STATUS_SCHEMA
+from k8s.paths import TASK_GROUP, TASK_VERSION
 from tests.support.servers import ROOT
 
 MANIFESTS = ROOT / "k8s" / "manifests"
@@ -32,18 +33,19 @@ def test_task_crd_names_and_selectable_fields_are_what_combinedtasks_use() -> No
     document = crd()
     spec = document["spec"]
     assert document["metadata"]["name"] == "tasks.example.example.com"
-    assert (spec["group"], spec["scope"]) == ("example.example.com", "Namespaced")
+    assert (spec["group"], spec["scope"]) == (TASK_GROUP, "Namespaced")
     assert spec["names"] == {
         "kind": "Task",
         "listKind": "TaskList",
         "plural": "tasks",
         "singular": "task",
     }
-    combined = kinds.find("combinedtasks")
+    combined = find("combinedtasks")
     assert combined is not None
     (version,) = spec["versions"]
+    assert version["name"] == TASK_VERSION
     selectable = [field["jsonPath"].lstrip(".") for field in version["selectableFields"]]
-    assert selectable == list(combined.selectable_fields)
+    assert selectable == list(combined.kind.selectable_fields)
 
 
 def test_the_crd_kustomization_renders() -> None:

@@ -3,10 +3,12 @@
 One resourceVersion counter for everything (as etcd gives kube-apiserver), a history of changes
 for watches from a resourceVersion (trimmed by ``compact``), list with label and field selectors
 and ``limit``/``continue``, watch with selectors (an object leaving the selector is DELETED),
-bookmarks and ``timeoutSeconds``, create (with ``generateName``), PUT and PATCH (merge, JSON;
-strategic merge only for core kinds) with resourceVersion preconditions, and DELETE that
-honours finalizers. Not modelled: continued list pages read the present state, not the first
-page's snapshot; a DELETE answers the object, where kube may answer a Success Status.
+bookmarks and ``timeoutSeconds``, create (with ``generateName``), PUT and PATCH (merge, JSON,
+a simple apply; strategic merge only for core kinds: ``tests.fakes.patches``) with
+resourceVersion preconditions, and DELETE that honours finalizers. Selectors are the fake's own
+(``tests.fakes.selectors``), as are its errors (``tests.fakes.errors``). Not modelled:
+continued list pages read the present state, not the first page's snapshot; a DELETE answers
+the object, where kube may answer a Success Status.
 ``install`` adds the routes to a :class:`tests.fakes.cluster.FakeCluster`.
 """
 
@@ -24,15 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from handlers.errors import ApiError, unsupported_media_type
-from handlers.patching import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, apply
-from handlers.selectors import object_selector
+from tests.fakes.errors import StatusError
+from tests.fakes.patches import MERGE_PATCH, check_media_type, patched
+from tests.fakes.selectors import Getter, selector
 
 if TYPE_CHECKING:
     from tests.fakes.cluster import Call, FakeCluster, Reply
-
-Getter = Callable[[Mapping[str, Any]], str]
-STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
 def _path(*keys: str) -> Getter:
@@ -52,7 +51,7 @@ class Kind:
     plural: str
     api_version: str
     kind: str
-    fields: Mapping[str, Getter]
+    fields: Mapping[str, Getter]  # selectable besides metadata.name and metadata.namespace
     generation: bool  # metadata.generation moves with the spec (custom resources)
 
     @property
@@ -154,12 +153,12 @@ class Objects:
             metadata["name"] = metadata["generateName"] + secrets.token_hex(3)[:5]
         name = metadata.get("name")
         if not name:
-            raise ApiError(
+            raise StatusError(
                 422, "Invalid", f'{kind.kind} "" is invalid: metadata.name: Required value'
             )
         with self.changed:
             if (kind.plural, namespace, name) in self.items:
-                raise ApiError(
+                raise StatusError(
                     409,
                     "AlreadyExists",
                     f'{kind.qualified} "{name}" already exists',
@@ -187,17 +186,16 @@ class Objects:
     def patch(
         self, kind: Kind, namespace: str, name: str, patch: Any, content_type: str = MERGE_PATCH
     ) -> dict[str, Any]:
-        """A merge or JSON patch (a strategic merge patch too, for core kinds); a
-        resourceVersion the patch sets is a precondition."""
-        if content_type == STRATEGIC_MERGE_PATCH and kind.generation:
-            raise unsupported_media_type([JSON_PATCH, MERGE_PATCH, APPLY_PATCH])
+        """A merge, JSON or apply patch (a strategic merge patch too, for core kinds: see
+        ``tests.fakes.patches``); a resourceVersion the patch sets is a precondition."""
+        core = kind.api_version == "v1"
+        check_media_type(content_type, strategic=core)
         with self.changed:
             current = self._current(kind, namespace, name)
-            merged = content_type in (MERGE_PATCH, STRATEGIC_MERGE_PATCH)
-            patched = apply(JSON_PATCH if not merged else MERGE_PATCH, _copy(current), patch)
-            if patched["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            changed = patched(content_type, _copy(current), patch, strategic=core)
+            if changed["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
                 raise _conflict(kind, name)
-            return self._replace(kind, current, patched)
+            return self._replace(kind, current, changed)
 
     def delete(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
         with self.changed:
@@ -216,7 +214,7 @@ class Objects:
     def _current(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
         found = self.items.get((kind.plural, namespace, name))
         if found is None:
-            raise ApiError(
+            raise StatusError(
                 404,
                 "NotFound",
                 f'{kind.qualified} "{name}" not found',
@@ -350,8 +348,8 @@ class Objects:
             yield from events
 
 
-def _conflict(kind: Kind, name: str) -> ApiError:
-    return ApiError(
+def _conflict(kind: Kind, name: str) -> StatusError:
+    return StatusError(
         409,
         "Conflict",
         f'Operation cannot be fulfilled on {kind.qualified} "{name}": the object has '
@@ -400,9 +398,7 @@ def _expired(requested: int, oldest: int) -> dict[str, Any]:
 
 
 def _selector(kind: Kind, query: Mapping[str, str]) -> Callable[[Mapping[str, Any]], bool]:
-    return object_selector(
-        query.get("labelSelector", ""), query.get("fieldSelector", ""), kind.fields
-    )
+    return selector(query.get("labelSelector", ""), query.get("fieldSelector", ""), kind.fields)
 
 
 def _listed(kind: Kind, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -439,13 +435,13 @@ def _decode(token: str) -> str:
 
 def install(fake: FakeCluster, objects: Objects) -> None:
     """Serve ``objects`` from ``fake``: list/watch (cluster-wide and per namespace), get,
-    create, update, merge patch and delete of each kind."""
+    create, update, patch and delete of each kind."""
     from tests.fakes.cluster import Reply, status
 
     def answer(work: Callable[[], Reply]) -> Reply:
         try:
             return work()
-        except ApiError as error:
+        except StatusError as error:
             return status(error.code, error.message, reason=error.reason, details=error.details)
 
     for kind in KINDS:

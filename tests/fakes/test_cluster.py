@@ -1,7 +1,9 @@
-"""The fake kube-apiserver, driven through the real client over TLS (contract A2, A5, A7), and
-its Tasks and Events over plain HTTPS where ``tests/fakes/test_objects.py`` leaves off: the label
-grammar, Events' field selectors, the finalizer flow as a watch sees it, timeouts, and the hooks
-that break the cluster on purpose (``fail``, ``slow``, ``down``, ``cut_connections``, ``count``)."""
+"""The fake kube-apiserver over real TLS, driven with plain ``requests`` rather than this
+server's client (the fake exists to check that client, so its tests do not lean on it): the
+authentication ConfigMap and the reviews (contract A2, A5, A7), and its Tasks and Events where
+``tests/fakes/test_objects.py`` leaves off: the label grammar, Events' field selectors, the
+finalizer flow as a watch sees it, timeouts, and the hooks that break the cluster on purpose
+(``fail``, ``slow``, ``down``, ``cut_connections``, ``count``)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,8 @@ from typing import Any
 import orjson
 import pytest
 import requests
+import yaml
 
-from k8s import reviews
-from k8s.client import Cluster, ClusterError
 from tests.fakes.cluster import Call, FakeCluster, Reply
 from tests.fakes.objects import EVENTS, TASKS
 
@@ -24,6 +25,17 @@ TASKS_PATH = "/apis/example.example.com/v1"
 TASK_LISTS = rf"{TASKS_PATH}(/namespaces/[^/]+)?/tasks"
 EVENT_LISTS = r"/api/v1(/namespaces/[^/]+)?/events"
 FINALIZER = "example.example.com/finalizer"
+CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
+GROUPS = {"TokenReview": "authentication.k8s.io", "SubjectAccessReview": "authorization.k8s.io"}
+
+
+def client(fake: FakeCluster) -> requests.Session:
+    """A session that trusts the fake's CA only and sends its token."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = fake.ca_file
+    session.headers["Authorization"] = f"Bearer {fake.token}"
+    return session
 
 
 @pytest.fixture
@@ -34,57 +46,57 @@ def fake() -> Iterator[FakeCluster]:
 
 @pytest.fixture
 def http(fake: FakeCluster) -> Iterator[requests.Session]:
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = fake.ca_file
-    session.headers["Authorization"] = f"Bearer {fake.token}"
-    yield session
-    session.close()
+    with client(fake) as session:
+        yield session
 
 
-@pytest.fixture
-def cluster(
-    fake: FakeCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Cluster]:
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    loaded = Cluster.from_environment(str(fake.kubeconfig(tmp_path)))
-    assert loaded is not None
-    yield loaded
-    loaded.close()
+def review(
+    http: requests.Session,
+    fake: FakeCluster,
+    kind: str,
+    spec: dict[str, Any],
+    timeout: float | None = None,
+) -> requests.Response:
+    """POST a TokenReview or SubjectAccessReview with ``spec``, as kube's clients send one."""
+    group = GROUPS[kind]
+    body = {"apiVersion": f"{group}/v1", "kind": kind, "spec": spec}
+    return http.post(f"{fake.url}/apis/{group}/v1/{kind.lower()}s", json=body, timeout=timeout)
 
 
-def test_a2_configmap(fake: FakeCluster, cluster: Cluster) -> None:
+def test_a2_configmap(fake: FakeCluster, http: requests.Session) -> None:
     fake.configmap = {"requestheader-allowed-names": '["front-proxy-client"]'}
-    assert reviews.authentication_configmap(cluster) == fake.configmap
+    found = http.get(f"{fake.url}{CONFIGMAP}")
+    assert found.status_code == 200 and found.json()["data"] == fake.configmap
+    assert found.json()["metadata"]["namespace"] == "kube-system"
     fake.configmap = None
-    assert reviews.authentication_configmap(cluster) == {}
-    with pytest.raises(ClusterError) as caught:
-        cluster.get("/api/v1/namespaces/default/configmaps/other")
-    assert caught.value.status == 404
-    assert caught.value.body is not None
-    assert caught.value.body["message"] == 'configmaps "other" not found'
+    missing = http.get(f"{fake.url}{CONFIGMAP}")
+    assert (missing.status_code, missing.json()["reason"]) == (404, "NotFound")
+    other = http.get(f"{fake.url}/api/v1/namespaces/default/configmaps/other")
+    assert other.status_code == 404
+    assert other.json()["message"] == 'configmaps "other" not found'
 
 
-def test_a5_token_review(fake: FakeCluster, cluster: Cluster) -> None:
+def test_a5_token_review(fake: FakeCluster, http: requests.Session) -> None:
     alice = {"username": "alice", "uid": "1", "groups": ["devs"], "extra": {"k": ["v"]}}
     fake.tokens["alice-token"] = alice
-    status = reviews.token_review(cluster, "alice-token", ["api"])
-    assert status == {"authenticated": True, "user": alice, "audiences": ["api"]}
-    unknown = reviews.token_review(cluster, "nobody")
+    known = review(http, fake, "TokenReview", {"token": "alice-token", "audiences": ["api"]})
+    assert known.status_code == 201
+    assert known.json()["status"] == {"authenticated": True, "user": alice, "audiences": ["api"]}
+    unknown = review(http, fake, "TokenReview", {"token": "nobody"}).json()["status"]
     assert not unknown.get("authenticated")
     assert unknown["user"] == {}
     assert [r["spec"]["token"] for r in fake.reviews("tokenreviews")] == ["alice-token", "nobody"]
 
 
-def test_a7_subject_access_review(fake: FakeCluster, cluster: Cluster) -> None:
+def test_a7_subject_access_review(fake: FakeCluster, http: requests.Session) -> None:
     spec: dict[str, Any] = {
         "user": "alice",
         "groups": ["system:authenticated"],
         "resourceAttributes": {"verb": "get", "resource": "customtasks", "namespace": "n"},
     }
-    assert reviews.subject_access_review(cluster, spec) == {"allowed": False}
+    assert review(http, fake, "SubjectAccessReview", spec).json()["status"] == {"allowed": False}
     fake.decide = lambda s: (s["user"] == "alice", "RBAC: allowed by test")
-    assert reviews.subject_access_review(cluster, spec) == {
+    assert review(http, fake, "SubjectAccessReview", spec).json()["status"] == {
         "allowed": True,
         "reason": "RBAC: allowed by test",
     }
@@ -95,78 +107,84 @@ def test_a7_subject_access_review(fake: FakeCluster, cluster: Cluster) -> None:
     )
 
 
-def test_a7_subject_access_review_is_validated_like_kube(cluster: Cluster) -> None:
-    with pytest.raises(ClusterError) as caught:
-        reviews.subject_access_review(cluster, {"resourceAttributes": {"verb": "get"}})
-    assert caught.value.status == 422
-    assert "at least one of user or group must be specified" in caught.value.message
+def test_a7_subject_access_review_is_validated_like_kube(
+    fake: FakeCluster, http: requests.Session
+) -> None:
+    refused = review(http, fake, "SubjectAccessReview", {"resourceAttributes": {"verb": "get"}})
+    assert refused.status_code == 422
+    assert "at least one of user or group must be specified" in refused.json()["message"]
 
 
-def test_requests_are_recorded(fake: FakeCluster, cluster: Cluster) -> None:
-    cluster.get(reviews.AUTHENTICATION_CONFIGMAP, {"resourceVersion": "0"})
+def test_requests_are_recorded(fake: FakeCluster, http: requests.Session) -> None:
+    http.get(f"{fake.url}{CONFIGMAP}", params={"resourceVersion": "0"})
     [recorded] = fake.requests
     assert recorded.method == "GET"
-    assert recorded.path == reviews.AUTHENTICATION_CONFIGMAP
+    assert recorded.path == CONFIGMAP
     assert recorded.query == {"resourceVersion": "0"}
     assert recorded.headers["authorization"] == f"Bearer {fake.token}"
     assert recorded.body is None
 
 
-def test_wrong_token_is_unauthorized(fake: FakeCluster) -> None:
-    intruder = Cluster(fake.url, ca_file=fake.ca_file, authorization=lambda: "Bearer guess")
-    with pytest.raises(ClusterError) as caught:
-        reviews.authentication_configmap(intruder)
-    assert caught.value.status == 401
-    assert caught.value.body is not None
-    assert caught.value.body["reason"] == "Unauthorized"
-    intruder.close()
+def test_kubeconfig_names_the_fake(fake: FakeCluster, tmp_path: Path) -> None:
+    config = yaml.safe_load(fake.kubeconfig(tmp_path).read_text())  # a directory: a file in it
+    assert (tmp_path / "kubeconfig").is_file()
+    (cluster,) = config["clusters"]
+    assert cluster["cluster"] == {"server": fake.url, "certificate-authority": fake.ca_file}
+    assert config["users"] == [{"name": "fake", "user": {"token": fake.token}}]
+    assert config["current-context"] == "fake"
+    assert fake.kubeconfig(tmp_path / "other.yaml") == tmp_path / "other.yaml"
+
+
+def test_wrong_token_is_unauthorized(fake: FakeCluster, http: requests.Session) -> None:
+    intruder = http.get(f"{fake.url}{CONFIGMAP}", headers={"Authorization": "Bearer guess"})
+    assert intruder.status_code == 401
+    assert intruder.json()["reason"] == "Unauthorized"
 
 
 def test_an_unknown_ca_is_refused(fake: FakeCluster) -> None:
-    """The client verifies the fake's certificate against the kubeconfig's CA only."""
-    stranger = Cluster(fake.url, authorization=lambda: f"Bearer {fake.token}")
-    with pytest.raises(ClusterError, match="CERTIFICATE_VERIFY_FAILED") as caught:
-        stranger.get(reviews.AUTHENTICATION_CONFIGMAP)
-    assert caught.value.status is None
-    stranger.close()
+    """The fake's certificate verifies against its own CA (``ca_file``) only."""
+    with requests.Session() as stranger:
+        stranger.trust_env = False
+        with pytest.raises(requests.exceptions.SSLError, match="CERTIFICATE_VERIFY_FAILED"):
+            stranger.get(
+                f"{fake.url}{CONFIGMAP}", headers={"Authorization": f"Bearer {fake.token}"}
+            )
 
 
 @pytest.mark.parametrize("code", [403, 500, 503])
-def test_failure(fake: FakeCluster, cluster: Cluster, code: int) -> None:
+def test_failure(fake: FakeCluster, http: requests.Session, code: int) -> None:
     fake.failure = code
-    with pytest.raises(ClusterError) as caught:
-        reviews.subject_access_review(cluster, {"user": "a", "nonResourceAttributes": {}})
-    assert caught.value.status == code
-    assert caught.value.body is not None
-    assert caught.value.body["kind"] == "Status"
-    assert caught.value.body["code"] == code
-    with pytest.raises(ClusterError):
-        reviews.token_review(cluster, "t")
-    assert reviews.authentication_configmap(cluster) == {}  # failure is for reviews only
+    failed = review(http, fake, "SubjectAccessReview", {"user": "a", "nonResourceAttributes": {}})
+    assert failed.status_code == code
+    assert failed.json()["kind"] == "Status"
+    assert failed.json()["code"] == code
+    assert review(http, fake, "TokenReview", {"token": "t"}).status_code == code
+    configmap = http.get(f"{fake.url}{CONFIGMAP}")  # failure is for reviews only
+    assert (configmap.status_code, configmap.json()["data"]) == (200, {})
     fake.failure = None
-    assert reviews.token_review(cluster, "t")["user"] == {}
+    assert review(http, fake, "TokenReview", {"token": "t"}).json()["status"]["user"] == {}
 
 
-def test_delay_and_timeout(fake: FakeCluster, cluster: Cluster) -> None:
+def test_delay_and_timeout(fake: FakeCluster, http: requests.Session) -> None:
     fake.delay = 0.5
     started = time.monotonic()
-    with pytest.raises(ClusterError, match="timed out") as caught:
-        reviews.token_review(cluster, "t", timeout=0.1)
-    assert caught.value.status is None
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        review(http, fake, "TokenReview", {"token": "t"}, timeout=0.1)
     assert time.monotonic() - started < 0.45
-    assert reviews.token_review(cluster, "t", timeout=5)["user"] == {}
+    answered = review(http, fake, "TokenReview", {"token": "t"}, timeout=5)
+    assert answered.json()["status"]["user"] == {}
 
 
-def test_one_client_many_threads(fake: FakeCluster, cluster: Cluster) -> None:
-    """The pooled Session serves concurrent gthread-style callers, each with its own answer."""
+def test_concurrent_reviews_are_answered_in_parallel(fake: FakeCluster) -> None:
+    """Many callers at once (as a threaded server's workers), each with its own answer."""
     fake.delay = 0.2
     fake.decide = lambda spec: (spec["user"].endswith("0"), "")
     results: dict[str, bool] = {}
 
     def ask(user: str) -> None:
-        status = reviews.subject_access_review(
-            cluster, {"user": user, "nonResourceAttributes": {"path": "/", "verb": "get"}}
-        )
+        spec = {"user": user, "nonResourceAttributes": {"path": "/", "verb": "get"}}
+        with client(fake) as http:
+            status = review(http, fake, "SubjectAccessReview", spec).json()["status"]
         results[user] = bool(status.get("allowed"))
 
     users = [f"user-{i}" for i in range(20)]
@@ -181,15 +199,14 @@ def test_one_client_many_threads(fake: FakeCluster, cluster: Cluster) -> None:
     assert len(fake.reviews()) == 20
 
 
-def test_routes_can_be_added(fake: FakeCluster, cluster: Cluster) -> None:
+def test_routes_can_be_added(fake: FakeCluster, http: requests.Session) -> None:
     def version(call: Call) -> Reply:
         return Reply(200, {"major": "1", "minor": "33", "query": call.request.query})
 
     fake.route("GET", "/version", version)
-    assert cluster.get("/version", {"a": "b"}) == {"major": "1", "minor": "33", "query": {"a": "b"}}
-    with pytest.raises(ClusterError) as caught:
-        cluster.post("/version", {})
-    assert caught.value.status == 405
+    got = http.get(f"{fake.url}/version", params={"a": "b"})
+    assert got.json() == {"major": "1", "minor": "33", "query": {"a": "b"}}
+    assert http.post(f"{fake.url}/version", json={}).status_code == 405
 
 
 # -- Tasks and Events ------------------------------------------------------------------------
@@ -479,3 +496,35 @@ def test_core_list_items_have_no_kind(fake: FakeCluster, http: requests.Session)
     fake.objects.put(EVENTS, {"metadata": {"name": "e", "namespace": "ns"}, "reason": "R"})
     (item,) = http.get(f"{fake.url}/api/v1/events").json()["items"]
     assert "kind" not in item and "apiVersion" not in item
+
+
+def test_apply_merges_and_unknown_media_types_are_415(
+    fake: FakeCluster, http: requests.Session
+) -> None:
+    fake.objects.put(TASKS, task("a", tier="web"))
+    fake.objects.put(EVENTS, {"metadata": {"name": "e", "namespace": "ns"}, "reason": "R"})
+    url = f"{fake.url}{TASKS_PATH}/namespaces/ns/tasks"
+    applied = http.patch(
+        f"{url}/a",
+        data=orjson.dumps({"metadata": {"labels": {"x": "y"}}}),
+        headers={"Content-Type": "application/apply-patch+yaml"},
+    )
+    assert applied.status_code == 200, applied.text
+    assert applied.json()["metadata"]["labels"] == {"tier": "web", "x": "y"}
+    assert http.patch(f"{url}/a", json={"spec": {}}).status_code == 415  # application/json
+    strategic = {"Content-Type": "application/strategic-merge-patch+json"}
+    assert http.patch(f"{url}/none", data=b"{}", headers=strategic).status_code == 415  # not 404
+    event = http.patch(
+        f"{fake.url}/api/v1/namespaces/ns/events/e", data=b'{"reason": "S"}', headers=strategic
+    )
+    assert (event.status_code, event.json()["reason"]) == (200, "S")  # core kinds take it
+
+
+def test_a_bad_label_selector_is_400(fake: FakeCluster, http: requests.Session) -> None:
+    refused = http.get(f"{fake.url}/api/v1/events", params={"labelSelector": "a in (b"})
+    assert (refused.status_code, refused.json()["reason"]) == (400, "BadRequest")
+    assert (
+        refused.json()["message"] == "unable to parse requirement: found '', expected: ',' or ')'"
+    )
+    watch = http.get(f"{fake.url}/api/v1/events", params={"watch": "1", "labelSelector": "a,"})
+    assert watch.status_code == 400  # refused before the watch starts

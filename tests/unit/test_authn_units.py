@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devtools.certs import issue, new_ca
-from handlers.contract import User
+from handlers.api.contract import User
 from proxy.authconfig import AuthConfigSource, RequestHeader, from_configmap
 from proxy.authn import front_proxy_user, issued_by, token_user, x509_user
 from proxy.authz import forbidden_error, review_spec
@@ -169,7 +169,7 @@ def test_a7_concurrent_identical_reviews_are_made_once_and_cached() -> None:
 
 
 def test_a7_denied_answers_are_cached_and_errors_refuse() -> None:
-    from handlers.errors import ApiError
+    from handlers.api.errors import ApiError
     from proxy.authz import SubjectAccessReviews
 
     answers = iter([{"allowed": True, "denied": True, "reason": "both"}])

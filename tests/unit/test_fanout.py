@@ -16,9 +16,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from handlers import kinds, watching
-from handlers.contract import ApiRequest, Deps, WatchEvent
-from handlers.errors import ApiError
+from handlers.api.contract import ApiRequest, Deps
+from handlers.api.errors import ApiError
+from handlers.api.watch import WatchEvent
+from handlers.owned import watch as owned_watch
+from handlers.registry import find
 from proxy import fanout as fanout_module
 from proxy.fanout import FanOut, Watch
 from proxy.negotiation import Output
@@ -27,8 +29,9 @@ from proxy.render import watch_event
 from store.sqlite import SQLiteStore
 from tests.store.contract import obj
 
-KIND = kinds.find("customtasks")
-assert KIND is not None
+SERVED = find("customtasks")
+assert SERVED is not None
+KIND = SERVED.kind
 RESOURCE = KIND.plural
 
 
@@ -51,7 +54,6 @@ class Counted:
     """The object-form renderer, counting its calls."""
 
     def __init__(self) -> None:
-        assert KIND is not None
         self.calls = 0
         self._render = functools.partial(watch_event, KIND, output=Output("object"), include="")
 
@@ -62,11 +64,9 @@ class Counted:
 
 def start(fan: FanOut, store: SQLiteStore, outlet: Outlet, render: Counted, **query: str) -> Watch:
     """Subscribe a watch of namespace ``ns`` from now and hand it to the fan-out."""
-    assert KIND is not None
     request = ApiRequest(KIND, "watch", "ns", None, {"resourceVersion": "0", **query})
-    result = watching.watch(request, Deps(store), None)
-    watch = fan.subscribe(result.follower)
-    assert list(result.begin()) == []  # nothing stored yet
+    watch = fan.subscribe(owned_watch.handle(request, Deps(store)))
+    assert list(fan.begin(watch)) == []  # nothing stored yet
     fan.carry(watch, outlet, render, "object", first=False)
     return watch
 

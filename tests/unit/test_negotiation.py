@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.errors import ApiError
+from handlers.api.errors import ApiError
 from proxy.negotiation import Output, decode_body, negotiate
 
 KUBECTL_GET = (

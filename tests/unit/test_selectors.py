@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.errors import ApiError
-from handlers.selectors import parse_field_selector, parse_label_selector
+from handlers.api.errors import ApiError
+from handlers.api.selectors import parse_field_selector, parse_label_selector
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.combined import upstream_error
+from handlers.combinedtasks.join import upstream_error
 from k8s.client import ClusterError
 
 

@@ -1,5 +1,5 @@
 """Get a ClusterTask through its status subresource."""
 
-from handlers.owned import get as handle
+from handlers.owned.get import handle
 
 __all__ = ["handle"]

@@ -1,5 +1,5 @@
 """Patch the status of a ClusterTask."""
 
-from handlers.owned import patch as handle
+from handlers.owned.patch import handle
 
 __all__ = ["handle"]

@@ -1,5 +1,5 @@
 """Replace the status of a ClusterTask."""
 
-from handlers.owned import update as handle
+from handlers.owned.update import handle
 
 __all__ = ["handle"]

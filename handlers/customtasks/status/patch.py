@@ -1,5 +1,5 @@
 """Patch the status of a CustomTask."""
 
-from handlers.owned import patch as handle
+from handlers.owned.patch import handle
 
 __all__ = ["handle"]

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from handlers.errors import Cause
-from handlers.selectors import valid_label_key, valid_label_value
+from handlers.api.errors import Cause
+from handlers.api.selectors import valid_label_key, valid_label_value
 
 DEFS_PREFIX = "com.example.example.task.search.v1."
 REF_PREFIX = "#/components/schemas/"

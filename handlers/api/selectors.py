@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.errors import ApiError, bad_request
+from handlers.api.errors import ApiError, bad_request
 
 _SYMBOLS = ("!=", "==", "=", "!", "(", ")", ",", ">", "<")
 _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"

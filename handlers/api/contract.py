@@ -8,16 +8,16 @@ so any thread, process or pod can serve any request.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from handlers.api.kind import Kind
+from handlers.api.watch import WatchEvent
+from store import Change, Store
+
 if TYPE_CHECKING:
-    from handlers.kinds import Kind
-    from handlers.watching import Follower
-    from k8s.client import Cluster
-    from k8s.events import TaskEvents
-    from store import Store
+    from k8s.upstream import Upstream  # not at run time: the cluster client imports requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,20 +81,22 @@ class ListResult:
 
 
 @dataclass(frozen=True, slots=True)
-class WatchEvent:
-    """One event of a watch: its type and its object as JSON bytes."""
-
-    type: str
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class WatchResult:
-    """A watch: once ``follower`` is subscribed to the live changes, ``begin()`` gives the
-    events to send first (reading the starting state); then the follower picks live ones."""
+    """A watch of a kind stored here. The fan-out that carries it owns its cursor, deadline and
+    expiry; what the handler gives is pure: which log to follow and what each change sends."""
 
-    follower: Follower
-    begin: Callable[[], Iterator[WatchEvent]]
+    resource: str
+    key: Hashable
+    """Watches with equal keys get equal events from every change: computed once for all."""
+    events: Callable[[Change], list[WatchEvent]]
+    """The events one change makes on this watch (none, one, or a selector's transition)."""
+    since: int | None
+    """Replay the log after this revision; None: start from :attr:`initial`."""
+    initial: Callable[[], tuple[int, list[WatchEvent]]]
+    """The state now, as ADDED events, and the revision it was read at."""
+    bookmark: Callable[[int], WatchEvent]
+    lifetime: float
+    bookmarks: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,17 +111,9 @@ Result = ObjectResult | ListResult | WatchResult | RelayResult
 
 
 @dataclass(frozen=True, slots=True)
-class Upstream:
-    """The cluster Tasks and Events are read from, for combinedtasks."""
-
-    cluster: Cluster
-    events: TaskEvents
-    check_access: bool = True  # the caller must be allowed to list tasks and events itself
-
-
-@dataclass(frozen=True, slots=True)
 class Deps:
-    """The dependencies the proxy gives handlers."""
+    """The dependencies the proxy gives handlers: the store, the cluster as handlers read it
+    (None when no cluster is configured), and the process's shutdown flag."""
 
     store: Store
     upstream: Upstream | None = None

@@ -1,6 +1,7 @@
 """``metav1.Status`` errors in kube's reasons, codes and wording.
 
-Handlers raise :class:`ApiError`; the proxy renders it. The constructors take the resource's
+Handlers raise :class:`ApiError`; the proxy renders it. :data:`REASONS` is the one table of
+reasons by code (also for the web framework's own errors). The constructors take the resource's
 qualified name (``customtasks.search.task.example.example.com``) so that every message reads
 exactly as kube-apiserver's does.
 """
@@ -11,9 +12,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-GROUP = "search.task.example.example.com"
-VERSION = "v1"
-GROUP_VERSION = f"{GROUP}/{VERSION}"
+from handlers.api import GROUP
+
+REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    410: "Expired",
+    413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+"""kube's ``metav1.StatusReason`` for each code this server answers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +135,18 @@ class Resource:
         return {"name": name, "group": self.group, "kind": self.plural}
 
 
+def status_error(code: int, message: str) -> ApiError:
+    """An error of ``code`` with kube's reason for it (also its message when none is given)."""
+    reason = REASONS.get(code, "Unknown")
+    return ApiError(code, reason, message or reason)
+
+
 def bad_request(message: str) -> ApiError:
-    return ApiError(400, "BadRequest", message)
+    return status_error(400, message)
 
 
 def not_found_path() -> ApiError:
-    return ApiError(404, "NotFound", "the server could not find the requested resource")
+    return status_error(404, "the server could not find the requested resource")
 
 
 def method_not_allowed() -> ApiError:
@@ -159,7 +183,7 @@ def expired(message: str, continue_token: str | None = None) -> ApiError:
 
 
 def unauthorized() -> ApiError:
-    return ApiError(401, "Unauthorized", "Unauthorized")
+    return status_error(401, "Unauthorized")
 
 
 def forbidden(message: str, details: Mapping[str, Any] | None = None) -> ApiError:
@@ -167,11 +191,11 @@ def forbidden(message: str, details: Mapping[str, Any] | None = None) -> ApiErro
 
 
 def internal_error(message: str = "an internal error occurred") -> ApiError:
-    return ApiError(500, "InternalError", f"Internal error occurred: {message}")
+    return status_error(500, f"Internal error occurred: {message}")
 
 
 def service_unavailable(message: str) -> ApiError:
-    return ApiError(503, "ServiceUnavailable", message)
+    return status_error(503, message)
 
 
 def too_many_requests() -> ApiError:
@@ -204,4 +228,4 @@ def too_large_resource_version(requested: int, current: int) -> ApiError:
 
 
 def request_entity_too_large(limit: int) -> ApiError:
-    return ApiError(413, "RequestEntityTooLarge", f"the request body exceeds {limit} bytes")
+    return status_error(413, f"the request body exceeds {limit} bytes")

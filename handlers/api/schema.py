@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from handlers.errors import Cause
-from handlers.objectmeta import DEFINITIONS, REF_PREFIX
+from handlers.api.errors import Cause
+from handlers.api.objectmeta import DEFINITIONS, REF_PREFIX
 
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}

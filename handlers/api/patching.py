@@ -16,7 +16,7 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-from handlers.errors import ApiError, bad_request
+from handlers.api.errors import ApiError, bad_request
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.errors import bad_request
+from handlers.api.errors import bad_request
 
 
 def non_negative(value: str, what: str) -> int:

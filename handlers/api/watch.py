@@ -1,0 +1,41 @@
+"""The vocabulary of watches: an event, a BOOKMARK, the 410 of a compacted start, a lifetime."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import orjson
+
+from handlers.api.errors import ApiError
+from handlers.api.params import non_negative
+
+MIN_LIFETIME, MAX_LIFETIME = 1800.0, 3600.0  # kube-apiserver's 30-60 minutes
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One event of a watch: its type and its object as JSON bytes."""
+
+    type: str
+    body: bytes
+
+
+def bookmark(kind: str, api_version: str, revision: int | str) -> WatchEvent:
+    """A BOOKMARK: everything up to ``revision`` was sent."""
+    body = {"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": str(revision)}}
+    return WatchEvent("BOOKMARK", orjson.dumps(body))
+
+
+def too_old(requested: int, oldest: int) -> WatchEvent:
+    """The ERROR event of a watch whose start revision the log no longer holds."""
+    status = ApiError(410, "Expired", f"too old resource version: {requested} ({oldest})").status()
+    return WatchEvent("ERROR", orjson.dumps(status))
+
+
+def lifetime(value: str) -> float:
+    """How long a watch lasts: ``timeoutSeconds``, or a random 30 to 60 minutes."""
+    seconds = non_negative(value, "timeoutSeconds") if value else 0
+    if not seconds:  # unset and 0 both mean the server's choice, as in kube
+        return random.uniform(MIN_LIFETIME, MAX_LIFETIME)
+    return float(seconds)

@@ -1,0 +1,81 @@
+"""PATCH with a merge patch, a JSON patch or an applied configuration (server-side apply)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from handlers.api import patching
+from handlers.api.contract import ApiRequest, Deps, ObjectResult
+from handlers.api.errors import ApiError
+from handlers.owned import create
+from handlers.owned.validation import checked
+from handlers.owned.writing import current, replace
+
+PATCH_RETRY_SECONDS = 30.0  # kube retries a conflicting patch until its request times out
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def handle(request: ApiRequest, deps: Deps) -> ObjectResult:
+    """The patched object; an apply creates a missing object (201) where the strategy allows.
+
+    Re-applied to the new object after a concurrent write, so only a resourceVersion the
+    patch itself sets can conflict (a precondition, as in kube)."""
+    kind, name = request.kind, request.name or ""
+    applying = request.content_type == patching.APPLY_PATCH
+    if request.param("force") and not applying:
+        raise ApiError(
+            422,
+            "Invalid",
+            'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified '
+            "for non-apply patch",
+        )
+    if applying and not request.param("fieldManager"):
+        raise ApiError(
+            422,
+            "Invalid",
+            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required '
+            "for apply patch",
+        )
+    creates = applying and kind.strategy(request.subresource).allow_create_on_apply
+    give_up = time.monotonic() + PATCH_RETRY_SECONDS
+    while time.monotonic() < give_up:
+        if creates and deps.store.get(kind.plural, request.namespace or "", name) is None:
+            request.authorize("create")  # apply creates what is missing, if the caller may
+            try:
+                return create.handle(request, deps)
+            except ApiError as ex:
+                if ex.reason != "AlreadyExists":
+                    raise
+                continue
+        found = current(request, deps)
+        patched = patching.apply(request.content_type, orjson.loads(found.body), request.body)
+        if applying:
+            _keep_last_applied(request, patched)
+        version = (patched.get("metadata") or {}).get("resourceVersion")
+        if version is not None and version != str(found.revision):
+            raise kind.resource.conflict(name)  # the patch set a resourceVersion: a precondition
+        obj, warnings = checked(request, patched)
+        try:
+            return replace(request, deps, found, obj, warnings)
+        except ApiError as ex:
+            if ex.reason != "Conflict":
+                raise
+    raise kind.resource.conflict(name)
+
+
+def _keep_last_applied(request: ApiRequest, patched: dict[str, Any]) -> None:
+    """kubectl's server-side apply over a client-side-applied object: like kube-apiserver,
+    rewrite the last-applied annotation to the applied configuration, so that a later
+    client-side apply computes its patch against what was really applied."""
+    annotations = patched.get("metadata", {}).get("annotations") or {}
+    if request.param("fieldManager") == "kubectl" and LAST_APPLIED in annotations:
+        applied = dict(request.body)
+        applied_meta = dict(applied.get("metadata") or {})
+        applied_annotations = {
+            k: v for k, v in (applied_meta.get("annotations") or {}).items() if k != LAST_APPLIED
+        }
+        applied["metadata"] = {**applied_meta, "annotations": applied_annotations}
+        annotations[LAST_APPLIED] = orjson.dumps(applied).decode()

@@ -1,0 +1,158 @@
+"""The steps the verbs share on one stored object: read it, replace it (where update and patch
+end), delete it, and the options that govern writes (dry-run, delete options).
+
+The kind's strategy for the resource or subresource addressed prepares and validates each
+change; the rest is the same for every kind."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from handlers.api import objectmeta
+from handlers.api.contract import ApiRequest, Deps, ObjectResult
+from handlers.api.errors import ApiError, Cause, bad_request
+from handlers.api.kind import Kind
+from store import Conflict, NotFound, Row, encode
+
+SERVER_OWNED = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "selfLink")
+
+
+def current(request: ApiRequest, deps: Deps) -> Row:
+    """The object the request names; 404 when there is none."""
+    kind, name = request.kind, request.name or ""
+    row = deps.store.get(kind.plural, request.namespace or "", name)
+    if row is None:
+        raise kind.resource.not_found(name)
+    return row
+
+
+def replace(
+    request: ApiRequest, deps: Deps, current: Row, obj: dict[str, Any], warnings: tuple[str, ...]
+) -> ObjectResult:
+    """Store ``obj`` in place of ``current``: server-owned metadata carried over, the strategy's
+    preparation and validation, generation bumped on spec changes, nothing written for a
+    no-op, and the deletion completed when the last finalizer is gone."""
+    kind, name = request.kind, request.name or ""
+    strategy = kind.strategy(request.subresource)
+    old = orjson.loads(current.body)
+    meta, old_meta = obj["metadata"], old["metadata"]
+    if meta.get("uid") and meta["uid"] != old_meta["uid"]:
+        raise kind.resource.invalid(
+            name,
+            [
+                Cause(
+                    "metadata.uid",
+                    "FieldValueInvalid",
+                    f'Invalid value: "{meta["uid"]}": field is immutable',
+                )
+            ],
+        )
+    for key in SERVER_OWNED:
+        meta.pop(key, None)
+        if key in old_meta:
+            meta[key] = old_meta[key]
+    obj = strategy.prepare_for_update(obj, old)
+    meta = obj["metadata"]
+    if obj.get("spec") != old.get("spec"):
+        meta["generation"] = old_meta.get("generation", 1) + 1
+    if causes := strategy.validate_update(obj, old):
+        raise kind.resource.invalid(name, causes)
+    strategy.canonicalize(obj)
+    if dry_run(request.param("dryRun")):
+        return ObjectResult(orjson.dumps(obj), 200, warnings)
+    if encode(obj) == encode(old):
+        return ObjectResult(current.body, 200, warnings)
+    namespace = request.namespace or ""
+    try:
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            # the last finalizer is gone: the deletion completes
+            row = deps.store.delete(kind.plural, namespace, name, current.revision)
+            return ObjectResult(row.body, 200, warnings)
+        row = deps.store.update(
+            kind.plural, namespace, name, current.revision, obj, kind.field_values(obj)
+        )
+    except NotFound:
+        raise kind.resource.not_found(name) from None
+    except Conflict:
+        raise kind.resource.conflict(name) from None
+    return ObjectResult(row.body, 200, warnings)
+
+
+def delete_one(
+    kind: Kind, namespace: str, name: str, options: Mapping[str, Any], deps: Deps
+) -> bytes:
+    """Delete, or mark for deletion when finalizers remain; retried on concurrent writes."""
+    preconditions = options.get("preconditions") or {}
+    dry = "All" in options.get("dryRun", ())
+    for _ in range(5):
+        found = deps.store.get(kind.plural, namespace, name)
+        if found is None:
+            raise kind.resource.not_found(name)
+        obj = orjson.loads(found.body)
+        meta = obj["metadata"]
+        for field, actual in (("uid", meta["uid"]), ("resourceVersion", str(found.revision))):
+            wanted = preconditions.get(field)
+            if wanted is not None and wanted != actual:
+                label = "UID" if field == "uid" else "ResourceVersion"
+                raise kind.resource.conflict(
+                    name,
+                    f"Precondition failed: {label} in precondition: {wanted}, "
+                    f"{label} in object meta: {actual}",
+                )
+        try:
+            if meta.get("finalizers"):
+                if meta.get("deletionTimestamp"):
+                    return found.body  # already being deleted
+                meta.update(
+                    deletionTimestamp=objectmeta.now(),
+                    deletionGracePeriodSeconds=0,
+                    generation=meta.get("generation", 1) + 1,
+                )
+                if dry:
+                    return orjson.dumps(obj)
+                fields = kind.field_values(obj)
+                return deps.store.update(
+                    kind.plural, namespace, name, found.revision, obj, fields
+                ).body
+            if dry:
+                return found.body
+            return deps.store.delete(kind.plural, namespace, name, found.revision).body
+        except NotFound:
+            raise kind.resource.not_found(name) from None
+        except Conflict:
+            continue  # changed between read and write: look again
+    raise kind.resource.conflict(name)
+
+
+def dry_run(value: str) -> bool:
+    """The ``dryRun`` parameter: "All" or nothing."""
+    if value in ("", "All"):
+        return value == "All"
+    raise bad_request(f'Invalid value: "{value}": supported values: "All"')
+
+
+def delete_options(request: ApiRequest) -> dict[str, Any]:
+    """The DeleteOptions of a delete, from its body and its parameters; 400/422 when bad."""
+    body = request.body if request.body is not None else {}
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a DeleteOptions object")
+    options = dict(body)
+    if request.param("dryRun"):
+        options.setdefault("dryRun", [request.param("dryRun")])
+    dry = options.get("dryRun") or []
+    if not isinstance(dry, list) or any(v != "All" for v in dry):
+        raise bad_request(f'Invalid value: {dry!r}: supported values: "All"')
+    policy = options.get("propagationPolicy") or request.param("propagationPolicy")
+    if policy and policy not in ("Orphan", "Background", "Foreground"):
+        raise ApiError(
+            422,
+            "Invalid",
+            f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: '
+            f'"{policy}": supported values: "Foreground", "Background", "Orphan"',
+        )
+    if not isinstance(options.get("preconditions") or {}, dict):
+        raise bad_request("preconditions must be an object")
+    return options

@@ -1,0 +1,129 @@
+"""The sink for ``/apis/<group>/<version>/...``: find the kind and the verb's handler, decode
+the body, hand the handler the request and its dependencies, and render what it returns."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import falcon
+
+from handlers.api import GROUP, VERSION
+from handlers.api.contract import ApiRequest, Deps, RelayResult, User, WatchResult
+from handlers.api.errors import method_not_allowed, not_found_path, request_entity_too_large
+from handlers.registry import Served, find
+from k8s.upstream import Upstream
+from proxy import lifecycle, streaming
+from proxy.negotiation import decode_body, media_type, negotiate
+from proxy.render import render
+from proxy.requestinfo import RequestInfo
+from proxy.settings import Settings
+from proxy.storage import StoreHolder
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_WRITES = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
+class Resources:
+    """Dispatch to the verb module of a served kind."""
+
+    def __init__(
+        self,
+        kinds: tuple[Served, ...],
+        holder: StoreHolder,
+        settings: Settings,
+        upstream: Upstream | None,
+    ) -> None:
+        self._kinds = kinds
+        self._holder = holder
+        self._settings = settings
+        self._upstream = upstream
+
+    def __call__(self, req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
+        info: RequestInfo = req.context.info
+        served = self._served(info)
+        kind = served.kind
+        if kind.namespaced and info.namespace is None:
+            if info.name:
+                raise not_found_path()  # namespaced items live under /namespaces/<ns>/
+            if info.verb not in ("list", "watch"):
+                raise method_not_allowed()  # only reads span all namespaces
+        handler = served.handler(info.verb, info.subresource)
+        if handler is None:
+            raise method_not_allowed()
+        output = negotiate(req.get_header("Accept"), listing=info.verb == "list")
+        body = None
+        if req.method in _BODY_METHODS:
+            body = decode_body(req.content_type, self._read(req), patch=req.method == "PATCH")
+        user: User = req.context.user
+        request = ApiRequest(
+            kind,
+            info.verb,
+            info.namespace,
+            info.name,
+            req.context.query,
+            body,
+            user,
+            subresource=info.subresource,
+            content_type=media_type(req.content_type),
+            authorize=functools.partial(_authorize_also, req.context.authorize, info),
+        )
+        deps = Deps(self._holder.get(), self._upstream, lifecycle.stopping)
+        result = handler(request, deps)
+        resp.content_type = output.media_type
+        if isinstance(result, WatchResult):
+            resp.stream = streaming.carried(self._holder.fanout(), req.env, result, output, request)
+            return
+        if isinstance(result, RelayResult):
+            resp.stream = streaming.relayed(result, output, request)
+            return
+        if info.verb in _WRITES:
+            self._holder.written()
+        resp.data = render(kind, result, output, request.param("includeObject"))
+        status = getattr(result, "status", 200)
+        resp.status = falcon.code_to_http_status(status)
+        for warning in getattr(result, "warnings", ()):
+            escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+            resp.append_header("Warning", f'299 - "{escaped}"')
+
+    def _served(self, info: RequestInfo) -> Served:
+        served = find(info.resource, self._kinds) if info.is_resource else None
+        if (
+            served is None
+            or (info.group, info.version) != (GROUP, VERSION)
+            or (info.subresource is not None and info.subresource not in served.subresources)
+            or info.extra_parts
+            or (info.namespace is not None and not served.kind.namespaced)
+        ):
+            raise not_found_path()
+        return served
+
+    def _read(self, req: falcon.Request) -> bytes:
+        limit = self._settings.max_body_bytes
+        data: bytes = req.stream.read(limit + 1)
+        if len(data) > limit:
+            raise request_entity_too_large(limit)
+        return data
+
+
+def _authorize_also(
+    authorize: Callable[[RequestInfo], None],
+    info: RequestInfo,
+    verb: str,
+    group: str | None = None,
+    resource: str | None = None,
+) -> None:
+    """The request's own authorization for another verb, or for a resource of another group
+    in the same namespace."""
+    if resource is not None:
+        info = dataclasses.replace(
+            info,
+            group=group or "",
+            resource=resource,
+            name=None,
+            subresource=None,
+            selected_name=None,
+        )
+    authorize(dataclasses.replace(info, verb=verb))

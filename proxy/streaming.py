@@ -1,0 +1,93 @@
+"""Watch streams: the only glue between what a handler gives a watch and how it is carried.
+
+A watch of a stored kind is subscribed to this process's fan-out, its starting events are
+written by the request's thread, then the fan-out carries it. A watch relayed from the
+cluster is written by the request's thread from start to end. Both start with the headers at
+once and end, on an error after the first byte, with an ERROR event rather than a cut.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from handlers.api.contract import ApiRequest, RelayResult, WatchResult
+from handlers.api.errors import bad_request, internal_error
+from handlers.api.watch import WatchEvent
+from proxy.fanout import FanOut
+from proxy.negotiation import Output
+from proxy.outlets import outlet_for
+from proxy.render import INCLUDE_OBJECT, watch_event
+
+log = logging.getLogger("apiserver")
+
+
+def carried(
+    fanout: FanOut,
+    environ: dict[str, Any],
+    result: WatchResult,
+    output: Output,
+    request: ApiRequest,
+) -> Iterator[bytes]:
+    """Subscribe, read the starting state (errors still become a Status), send it from this
+    thread, then hand the watch to the fan-out."""
+    render = _renderer(request, output)
+    watch = fanout.subscribe(result)
+    try:
+        initial = fanout.begin(watch)
+    except BaseException:
+        fanout.cancel(watch)
+        raise
+
+    def live(first: bool) -> Iterator[bytes]:
+        if watch.expired:
+            return iter(())
+        outlet = outlet_for(environ)
+        fanout.carry(watch, outlet, render, (output, request.param("includeObject")), first=first)
+        return outlet.relay()
+
+    return _body(initial, render, live, lambda: fanout.cancel(watch))
+
+
+def relayed(result: RelayResult, output: Output, request: ApiRequest) -> Iterator[bytes]:
+    """A watch relayed from the cluster: every event from this request's thread."""
+    render = _renderer(request, output)
+    return _body(result.events, render, lambda first: iter(()), result.events.close)
+
+
+def _renderer(request: ApiRequest, output: Output) -> Callable[[WatchEvent, bool], bytes]:
+    """How each event of a watch is written (400 for a bad includeObject, before streaming)."""
+    include = request.param("includeObject")
+    if include not in INCLUDE_OBJECT:
+        raise bad_request(f'invalid includeObject value "{include}"')
+    return functools.partial(watch_event, request.kind, output=output, include=include)
+
+
+def _body(
+    events: Iterator[WatchEvent],
+    render: Callable[[WatchEvent, bool], bytes],
+    then: Callable[[bool], Iterator[bytes]],
+    cleanup: Callable[[], object],
+) -> Iterator[bytes]:
+    """A watch body: headers at once (an empty first chunk), ``events`` written by this
+    thread, then what ``then(no event sent yet)`` gives.
+
+    Errors after the first byte cannot become a response any more; they end the stream
+    with an ERROR event instead of a cut connection."""
+    try:
+        yield b""
+        first = True
+        for event in events:
+            yield render(event, first)
+            first = False
+        yield from then(first)
+    except Exception:
+        log.exception("watch stream failed")
+        error = internal_error("the watch failed").status()
+        yield b'{"type":"ERROR","object":%s}\n' % orjson.dumps(error)
+    finally:
+        cleanup()
