@@ -1,0 +1,1 @@
+"""The manifests, the image, and the server run with the Deployment's command and environment."""

@@ -1,0 +1,1 @@
+"""The two stores against one contract (:mod:`.contract`): SQLite, and a throwaway PostgreSQL."""

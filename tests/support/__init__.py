@@ -1,0 +1,1 @@
+"""What tests share: the server launcher, the kubectl runner, a throwaway PostgreSQL."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from handlers.registry import registry
 from tests.support.servers import ROOT
 
 PRODUCTION = ("proxy", "handlers", "store", "k8s")
@@ -28,7 +29,7 @@ FORBIDDEN = {
 """Top-level packages each package may not import."""
 
 PROXY_MAY_IMPORT_FROM_HANDLERS = ("handlers.api", "handlers.registry")
-KIND_PACKAGES = ("handlers.clustertasks", "handlers.customtasks", "handlers.combinedtasks")
+KIND_PACKAGES = tuple(f"handlers.{served.kind.plural}" for served in registry())
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -148,11 +149,22 @@ def test_the_generic_verbs_never_name_a_kind() -> None:
     assert violations == []
 
 
-@pytest.mark.parametrize("package", KIND_PACKAGES)
-def test_a_kinds_init_only_declares(package: str) -> None:
+def test_the_bench_takes_from_the_tests_only_the_world_around_the_server() -> None:
+    allowed = ("tests.fakes", "tests.support.postgres")
+    violations = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in sorted((ROOT / "bench").rglob("*.py"))
+        for module in sorted(imported_modules(path))
+        if module.split(".")[0] == "tests" and not module.startswith(allowed)
+    ]
+    assert violations == []
+
+
+@pytest.mark.parametrize("plural", [served.kind.plural for served in registry()])
+def test_a_kinds_init_only_declares(plural: str) -> None:
     """Its verb modules become attributes of the package (``list`` among them): code in the
     ``__init__`` would see them in place of the builtins, so it holds none."""
-    path = ROOT / package.replace(".", "/") / "__init__.py"
+    path = ROOT / "handlers" / plural / "__init__.py"
     body = ast.parse(path.read_text()).body
     kinds_of_statement = {
         type(node).__name__

@@ -1,0 +1,5 @@
+"""Create a Note."""
+
+from handlers.owned.create import handle
+
+__all__ = ["handle"]

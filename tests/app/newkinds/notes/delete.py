@@ -1,0 +1,5 @@
+"""Delete a Note."""
+
+from handlers.owned.delete import handle
+
+__all__ = ["handle"]

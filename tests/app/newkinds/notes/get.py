@@ -1,0 +1,5 @@
+"""Get a Note."""
+
+from handlers.owned.get import handle
+
+__all__ = ["handle"]

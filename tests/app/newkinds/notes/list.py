@@ -1,0 +1,5 @@
+"""List Notes."""
+
+from handlers.owned.list import handle
+
+__all__ = ["handle"]

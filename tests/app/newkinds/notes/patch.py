@@ -1,0 +1,5 @@
+"""Patch a Note."""
+
+from handlers.owned.patch import handle
+
+__all__ = ["handle"]

@@ -1,0 +1,5 @@
+"""Watch Notes."""
+
+from handlers.owned.watch import handle
+
+__all__ = ["handle"]
