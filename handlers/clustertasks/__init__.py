@@ -1,8 +1,8 @@
 """ClusterTask: the tutorial's Task, cluster-scoped, stored by this server.
 
-Declaration only: the verbs are the one-line modules beside this file (the generic verbs of
-``handlers.owned``), ``status/`` is the status subresource, and what is particular to the kind
-is in its strategies (declared by ``handlers.tasks.task_kind``).
+Only its declaration lives here; its verbs are the one-line modules beside it, ``status/`` its
+subresource, its rules the strategies ``handlers.tasks.task_kind`` declares. Only the registry
+imports it.
 """
 
 from handlers.tasks import task_kind

@@ -1,8 +1,7 @@
 """CustomTask: the tutorial's Task, namespaced, stored by this server.
 
-Declaration only: the verbs are the one-line modules beside this file (the generic verbs of
-``handlers.owned``), ``status/`` is the status subresource, and what is particular to the kind
-is in its strategies (declared by ``handlers.tasks.task_kind``).
+A declaration, one-line verb modules and ``status/``, as for ClusterTask; only the registry
+imports it.
 """
 
 from handlers.tasks import task_kind

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from falcon.testing import TestClient
 
 from handlers.registry import VERBS, registry
@@ -52,6 +54,9 @@ def test_d1_verbs_are_the_modules_present() -> None:
         modules = {p.stem for p in (ROOT / "handlers" / served.kind.plural).glob("*.py")}
         assert set(served.verbs) == modules & set(VERBS)
         assert {"get", "list", "watch"} <= set(served.verbs)
+        # the declaration itself, not a copy; it has no handlers of its own to be left empty
+        assert served.kind is importlib.import_module(f"handlers.{served.kind.plural}").KIND
+        assert not hasattr(served.kind, "handlers")
 
 
 def test_d2_aggregated_discovery_honours_accept_order_with_exact_media_type(
