@@ -6,7 +6,14 @@ objects so that get and list cost what they return, and an append-only change lo
 in the same transaction as every change (watches read it; old list pages are rebuilt from it).
 
 Objects are kept as JSON bytes with ``metadata`` first and no ``resourceVersion``; readers
-splice the revision in (:func:`with_revision`) so a list is assembled without parsing.
+splice the revision in (:func:`with_revision`, :func:`stored_row`) so a list is assembled
+without parsing.
+
+Here lives what handlers and both engines use: the :class:`Store` protocol, its errors, the
+stored form (:func:`encode`, :func:`with_revision`), the results (:class:`Row`, :class:`Page`,
+:class:`Change`), the change types (:data:`EVENT_TYPES` and their codes in the log), keyset
+paging (:func:`paginate`) and log rows to changes (:func:`logged_change`). The engines are
+:mod:`store.sqlite` and :mod:`store.postgres`; :mod:`store.sql` holds what they share.
 """
 
 from __future__ import annotations
@@ -82,6 +89,18 @@ class Row:
         return parsed
 
 
+def stored_row(
+    namespace: str,
+    name: str,
+    revision: int,
+    value: bytes,
+    labels_json: bytes = b"{}",
+    fields_json: bytes = b"{}",
+) -> Row:
+    """The row of a stored ``value`` (see :func:`encode`), served at ``revision``."""
+    return Row(namespace, name, revision, with_revision(value, revision), labels_json, fields_json)
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     """A list result, consistent at ``revision``; ``resume_after`` is set when more may follow."""
@@ -94,6 +113,9 @@ class Page:
 Predicate = Callable[[Row], bool]
 
 EVENT_TYPES = ("ADDED", "MODIFIED", "DELETED")
+"""The change types, indexed by the code the change log stores (its ``type`` column)."""
+ADDED, MODIFIED, DELETED = range(len(EVENT_TYPES))
+"""The codes (0, 1, 2): ``EVENT_TYPES[ADDED] == "ADDED"``. The PL/pgSQL writes them as literals."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,17 +173,10 @@ def logged_change(
     old: tuple[bytes | None, bytes | None, bytes | None],
 ) -> Change:
     """A change from a log row: (value, labels, fields) after and before, revision spliced in."""
-    row = Row(namespace, name, revision, with_revision(new[0], revision), new[1], new[2])
+    row = stored_row(namespace, name, revision, new[0], new[1], new[2])
     previous = None
     if old[0] is not None:
-        previous = Row(
-            namespace,
-            name,
-            revision,
-            with_revision(old[0], revision),
-            old[1] or b"{}",
-            old[2] or b"{}",
-        )
+        previous = stored_row(namespace, name, revision, old[0], old[1] or b"{}", old[2] or b"{}")
     return Change(EVENT_TYPES[kind], resource, row, previous)
 
 

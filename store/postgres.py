@@ -12,6 +12,10 @@ which rolls the counter back (failed writes burn no revision).
 Reads are single statements or, when they need several, one pipelined round trip in a
 read-only REPEATABLE READ transaction (one snapshot). ``bytea`` is read in binary; ``ns`` and
 ``name`` are ``text COLLATE "C"`` so that index order is Kubernetes key (byte) order.
+
+Here: :class:`PostgresStore` with its schema and write functions, connection pool, ``list``
+(each batch on its own snapshot) and the writes. Its reads' statements, and ``get``,
+``revision`` and ``changes`` themselves, are shared with SQLite in :mod:`store.sql`.
 """
 
 from __future__ import annotations
@@ -22,29 +26,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg.rows import TupleRow
 
-from store import (
-    AlreadyExists,
-    Change,
-    Conflict,
-    Expired,
-    NotFound,
-    Page,
-    Predicate,
-    Row,
-    encode,
-    logged_change,
-    paginate,
-    with_revision,
-)
+from store import AlreadyExists, Conflict, NotFound, Page, Predicate, Row, paginate, stored_row
+from store.sql import Query, SQLStore, Statements, columns, read_at, rows_of
 
 Connection = psycopg.Connection[TupleRow]
-Query = tuple[str, Sequence[Any]]
 
-ADDED, MODIFIED, DELETED = 0, 1, 2
+_SQL = Statements("%s")
 _SCHEMA_LOCK = 0x6B76_5F73_6368_656D  # pg_advisory_xact_lock key: b"kv_schem"
 
 # SQLSTATEs the write functions raise (class "KV" is not used by PostgreSQL).
@@ -71,6 +61,8 @@ CREATE TABLE IF NOT EXISTS log (
 );
 CREATE INDEX IF NOT EXISTS log_res_rev ON log (res, rev);
 
+-- The functions write the log's type as literals: 0, 1, 2 are store.ADDED, MODIFIED, DELETED.
+
 CREATE OR REPLACE FUNCTION kv_create(
     p_res text, p_ns text, p_name text, p_value bytea, p_labels bytea, p_fields bytea
 ) RETURNS bigint LANGUAGE plpgsql AS $$
@@ -85,8 +77,8 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'KV409', MESSAGE = p_name;
     END IF;
     INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields)
-    VALUES (r, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name, 0, 0,
-            p_value, p_labels, p_fields);
+    VALUES (r, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name,
+            0 /* ADDED */, 0, p_value, p_labels, p_fields);
     RETURN r;
 END $$;
 
@@ -109,7 +101,8 @@ BEGIN
     WHERE res = p_res AND ns = p_ns AND name = p_name;
     INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields,
                      old_value, old_labels, old_fields)
-    VALUES (r, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name, 1, p_expected,
+    VALUES (r, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name,
+            1 /* MODIFIED */, p_expected,
             p_value, p_labels, p_fields, old.value, old.labels, old.fields);
     RETURN r;
 END $$;
@@ -130,7 +123,8 @@ BEGIN
     END IF;
     INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields,
                      old_value, old_labels, old_fields)
-    VALUES (r_rev, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name, 2, p_expected,
+    VALUES (r_rev, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name,
+            2 /* DELETED */, p_expected,
             old.value, old.labels, old.fields, old.value, old.labels, old.fields);
     r_value := old.value;
     r_labels := old.labels;
@@ -161,13 +155,13 @@ BEGIN
 END $$;
 """
 
-_META = "SELECT k, v FROM meta"
 _BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-_COLUMNS = "ns, name, rev, value, labels, fields"
 
 
-class PostgresStore:
+class PostgresStore(SQLStore):
     """:class:`store.Store` on a PostgreSQL database, shared by any number of processes."""
+
+    _sql = _SQL
 
     def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: int = 10) -> None:
         """Connect to ``url`` (a libpq URL or DSN), create the schema if missing, open a pool
@@ -244,25 +238,7 @@ class PostgresStore:
         assert found is not None
         return found
 
-    # reads
-
-    def revision(self) -> int:
-        """The latest committed revision."""
-        found = self._one("SELECT v FROM meta WHERE k = 'rev'", ())
-        assert found is not None
-        return int(found[0])
-
-    def get(self, resource: str, namespace: str, name: str) -> Row | None:
-        """The current object, or None."""
-        found = self._one(
-            "SELECT rev, value, labels, fields FROM objects "
-            "WHERE res = %s AND ns = %s AND name = %s",
-            (resource, namespace, name),
-        )
-        if found is None:
-            return None
-        rev, value, labels, fields = found
-        return Row(namespace, name, rev, with_revision(value, rev), labels, fields)
+    # reads (get, revision and changes are SQLStore's)
 
     def list(
         self,
@@ -283,39 +259,15 @@ class PostgresStore:
 
         def read(cursor: tuple[str, str], fetch: int | None) -> builtins.list[Row]:
             nonlocal at
-            meta, found = self._snapshot((_META, ()), _page(resource, namespace, at, cursor, fetch))
-            current, compacted = _counters(meta)
-            at = current if at is None else at
-            if at < compacted:
-                raise Expired(at, compacted)
-            return [
-                Row(ns, name, rev, with_revision(value, rev), labels, fields)
-                for ns, name, rev, value, labels, fields in found
-            ]
+            meta, found = self._snapshot(
+                (_SQL.meta, ()), _SQL.page(resource, namespace, at, cursor, fetch)
+            )
+            at, _ = read_at(meta, at)
+            return rows_of(found)
 
         rows, resume = paginate(read, after, limit, match)
         assert at is not None
         return Page(at, rows, resume)
-
-    def changes(
-        self, after: int, *, resource: str | None = None, limit: int = 500
-    ) -> tuple[builtins.list[Change], int]:
-        """Log entries after ``after``, oldest first, and the compacted revision."""
-        scope, args = ("AND res = %s", [resource]) if resource is not None else ("", [])
-        meta, found = self._snapshot(
-            (_META, ()),
-            (
-                "SELECT rev, res, ns, name, type, value, labels, fields, "
-                "old_value, old_labels, old_fields "
-                f"FROM log WHERE rev > %s {scope} ORDER BY rev LIMIT %s",
-                [after, *args, limit],
-            ),
-        )
-        out = [
-            logged_change(rev, res, ns, name, kind, (value, labels, fields), (old, ol, of))
-            for rev, res, ns, name, kind, value, labels, fields, old, ol, of in found
-        ]
-        return out, _counters(meta)[1]
 
     # writes
 
@@ -328,12 +280,12 @@ class PostgresStore:
         fields: Mapping[str, str],
     ) -> Row:
         """Store a new object; raises :class:`AlreadyExists`."""
-        value, labels, field_values = _columns(obj, fields)
+        value, labels, field_values = columns(obj, fields)
         (rev,) = self._write(
             "SELECT kv_create(%s, %s, %s, %s, %s, %s)",
             (resource, namespace, name, value, labels, field_values),
         )
-        return Row(namespace, name, rev, with_revision(value, rev), labels, field_values)
+        return stored_row(namespace, name, rev, value, labels, field_values)
 
     def update(
         self,
@@ -345,12 +297,12 @@ class PostgresStore:
         fields: Mapping[str, str],
     ) -> Row:
         """Replace the object if still at ``expected_revision``."""
-        value, labels, field_values = _columns(obj, fields)
+        value, labels, field_values = columns(obj, fields)
         (rev,) = self._write(
             "SELECT kv_update(%s, %s, %s, %s::bigint, %s, %s, %s)",
             (resource, namespace, name, expected_revision, value, labels, field_values),
         )
-        return Row(namespace, name, rev, with_revision(value, rev), labels, field_values)
+        return stored_row(namespace, name, rev, value, labels, field_values)
 
     def delete(self, resource: str, namespace: str, name: str, expected_revision: int) -> Row:
         """Remove the object if still at ``expected_revision``; returns its last state."""
@@ -358,7 +310,7 @@ class PostgresStore:
             "SELECT * FROM kv_delete(%s, %s, %s, %s::bigint)",
             (resource, namespace, name, expected_revision),
         )
-        return Row(namespace, name, rev, with_revision(value, rev), labels, field_values)
+        return stored_row(namespace, name, rev, value, labels, field_values)
 
     def compact(self, *, min_age_seconds: float, min_revisions: int) -> int:
         """Trim the log to what is younger than the age or within the last revisions."""
@@ -379,47 +331,3 @@ def _install_schema(conn: Connection) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         conn.execute(_SCHEMA)
-
-
-def _page(
-    resource: str,
-    namespace: str | None,
-    at: int | None,
-    cursor: tuple[str, str],
-    limit: int | None,
-) -> Query:
-    """One keyset page of the current objects (``at`` None) or of the state at ``at``.
-
-    The state at ``at`` is the current objects not changed since, plus, for keys changed
-    after ``at``, the value their first later change replaced (the log keeps it)."""
-    scope, args = ("AND ns = %s", [namespace]) if namespace is not None else ("", [])
-    page, tail = ("LIMIT %s", [limit]) if limit is not None else ("", [])
-    if at is None:
-        return (
-            f"SELECT {_COLUMNS} FROM objects WHERE res = %s {scope} "
-            f"AND (ns, name) > (%s, %s) ORDER BY ns, name {page}",
-            [resource, *args, *cursor, *tail],
-        )
-    return (
-        f"SELECT {_COLUMNS} FROM objects WHERE res = %s {scope} "
-        "AND rev <= %s AND (ns, name) > (%s, %s) "
-        "UNION ALL "
-        "SELECT ns, name, prev_rev, old_value, old_labels, old_fields FROM log "
-        f"WHERE rev > %s AND res = %s {scope} AND prev_rev > 0 AND prev_rev <= %s "
-        f"AND (ns, name) > (%s, %s) ORDER BY ns, name {page}",
-        [
-            *(resource, *args, at, *cursor),
-            *(at, resource, *args, at, *cursor),
-            *tail,
-        ],
-    )
-
-
-def _counters(meta: Sequence[tuple[Any, ...]]) -> tuple[int, int]:
-    values = dict(meta)
-    return int(values["rev"]), int(values["compact_rev"])
-
-
-def _columns(obj: Mapping[str, Any], fields: Mapping[str, str]) -> tuple[bytes, bytes, bytes]:
-    labels = obj["metadata"].get("labels") or {}
-    return encode(obj), orjson.dumps(labels), orjson.dumps(dict(fields))

@@ -5,6 +5,10 @@ loop, not a queue, so in-process contention is resolved here); every operation b
 connection from a pool that grows to the most operations ever run at once (threads that only
 wait, such as parked watches, hold none). The revision counter is a row bumped inside each
 write transaction, so revisions commit in order and the change log never has a hole.
+
+Here: :class:`SQLiteStore` with its schema, connection pool, transactions, ``list`` (one read
+transaction for all of a page's batches) and the writes. Its reads' statements, and ``get``,
+``revision`` and ``changes`` themselves, are shared with PostgreSQL in :mod:`store.sql`.
 """
 
 from __future__ import annotations
@@ -13,26 +17,24 @@ import builtins
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import orjson
-
 from store import (
+    ADDED,
+    DELETED,
+    MODIFIED,
     AlreadyExists,
-    Change,
     Conflict,
-    Expired,
     NotFound,
     Page,
     Predicate,
     Row,
-    encode,
-    logged_change,
     paginate,
-    with_revision,
+    stored_row,
 )
+from store.sql import Query, SQLStore, Statements, columns, counters, read_at, rows_of
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
@@ -46,18 +48,20 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE TABLE IF NOT EXISTS log (
     rev INTEGER PRIMARY KEY, ts REAL NOT NULL,
     res TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL,
-    type INTEGER NOT NULL, prev_rev INTEGER NOT NULL,
+    type INTEGER NOT NULL, prev_rev INTEGER NOT NULL, -- type: store.ADDED, MODIFIED, DELETED
     value BLOB, labels BLOB, fields BLOB,
     old_value BLOB, old_labels BLOB, old_fields BLOB
 );
 """
 
-ADDED, MODIFIED, DELETED = 0, 1, 2
+_SQL = Statements("?")
 _MMAP_BYTES = 1 << 30
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     """:class:`store.Store` on one SQLite database file."""
+
+    _sql = _SQL
 
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         self._path = path
@@ -126,26 +130,16 @@ class SQLiteStore:
             yield conn
             conn.execute("COMMIT")
 
-    # reads
-
-    def revision(self) -> int:
-        """The latest committed revision."""
+    def _one(self, query: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
         with self._borrow() as conn:
-            (rev,) = conn.execute("SELECT v FROM meta WHERE k = 'rev'").fetchone()
-        return int(rev)
+            found: tuple[Any, ...] | None = conn.execute(query, params).fetchone()
+        return found
 
-    def get(self, resource: str, namespace: str, name: str) -> Row | None:
-        """The current object, or None."""
-        with self._borrow() as conn:
-            found = conn.execute(
-                "SELECT rev, value, labels, fields FROM objects "
-                "WHERE res = ? AND ns = ? AND name = ?",
-                (resource, namespace, name),
-            ).fetchone()
-        if found is None:
-            return None
-        rev, value, labels, fields = found
-        return Row(namespace, name, rev, with_revision(value, rev), labels, fields)
+    def _snapshot(self, *queries: Query) -> builtins.list[builtins.list[tuple[Any, ...]]]:
+        with self._read() as conn:
+            return [conn.execute(query, params).fetchall() for query, params in queries]
+
+    # reads (get, revision and changes are SQLStore's)
 
     def list(
         self,
@@ -159,61 +153,17 @@ class SQLiteStore:
     ) -> Page:
         """Objects in (namespace, name) order as of ``revision``; see :class:`store.Store`."""
         with self._read() as conn:
-            current, compacted = _meta(conn)
-            at = current if revision is None else revision
-            if at < compacted:
-                raise Expired(at, compacted)
+            at, current = read_at(conn.execute(_SQL.meta), revision)
+            state = None if at >= current else at  # None: the current objects
             rows, resume = paginate(
-                lambda cursor, n: self._select(conn, resource, namespace, at, current, cursor, n),
+                lambda cursor, n: rows_of(
+                    conn.execute(*_SQL.page(resource, namespace, state, cursor, n))
+                ),
                 after,
                 limit,
                 match,
             )
             return Page(at, rows, resume)
-
-    def _select(
-        self,
-        conn: sqlite3.Connection,
-        resource: str,
-        namespace: str | None,
-        at: int,
-        current: int,
-        cursor: tuple[str, str],
-        limit: int | None,
-    ) -> builtins.list[Row]:
-        """One keyset page of the state at revision ``at``.
-
-        The state at ``at`` is the current objects not changed since, plus, for keys changed
-        after ``at``, the value their first later change replaced (the log keeps it)."""
-        scope, args = ("AND ns = ?", [namespace]) if namespace is not None else ("", [])
-        page = "LIMIT ?" if limit is not None else ""
-        tail = [limit] if limit is not None else []
-        ns_cursor, name_cursor = cursor
-        if at >= current:
-            query = (
-                f"SELECT ns, name, rev, value, labels, fields FROM objects WHERE res = ? {scope} "
-                f"AND (ns, name) > (?, ?) ORDER BY ns, name {page}"
-            )
-            params: list[Any] = [resource, *args, ns_cursor, name_cursor, *tail]
-        else:
-            query = (
-                "SELECT ns, name, rev, value, labels, fields FROM ("
-                f"SELECT ns, name, rev, value, labels, fields FROM objects WHERE res = ? {scope} "
-                "AND rev <= ? AND (ns, name) > (?, ?) "
-                "UNION ALL "
-                "SELECT ns, name, prev_rev, old_value, old_labels, old_fields FROM log "
-                f"WHERE rev > ? AND res = ? {scope} AND prev_rev > 0 AND prev_rev <= ? "
-                f"AND (ns, name) > (?, ?)) ORDER BY ns, name {page}"
-            )
-            params = [
-                *(resource, *args, at, ns_cursor, name_cursor),
-                *(at, resource, *args, at, ns_cursor, name_cursor),
-                *tail,
-            ]
-        return [
-            Row(ns, name, rev, with_revision(value, rev), labels, fields)
-            for ns, name, rev, value, labels, fields in conn.execute(query, params)
-        ]
 
     # writes
 
@@ -226,7 +176,7 @@ class SQLiteStore:
         fields: Mapping[str, str],
     ) -> Row:
         """Store a new object; raises :class:`AlreadyExists`."""
-        value, labels, field_values = _columns(obj, fields)
+        value, labels, field_values = columns(obj, fields)
         try:
             with self._write() as (conn, rev):
                 conn.execute(
@@ -239,7 +189,7 @@ class SQLiteStore:
                 )
         except sqlite3.IntegrityError as ex:
             raise AlreadyExists(name) from ex
-        return Row(namespace, name, rev, with_revision(value, rev), labels, field_values)
+        return stored_row(namespace, name, rev, value, labels, field_values)
 
     def update(
         self,
@@ -251,7 +201,7 @@ class SQLiteStore:
         fields: Mapping[str, str],
     ) -> Row:
         """Replace the object if still at ``expected_revision``."""
-        value, labels, field_values = _columns(obj, fields)
+        value, labels, field_values = columns(obj, fields)
         with self._write() as (conn, rev):
             old = _current(conn, resource, namespace, name, expected_revision)
             conn.execute(
@@ -270,7 +220,7 @@ class SQLiteStore:
                 (value, labels, field_values),
                 old,
             )
-        return Row(namespace, name, rev, with_revision(value, rev), labels, field_values)
+        return stored_row(namespace, name, rev, value, labels, field_values)
 
     def delete(self, resource: str, namespace: str, name: str, expected_revision: int) -> Row:
         """Remove the object if still at ``expected_revision``; returns its last state."""
@@ -281,14 +231,13 @@ class SQLiteStore:
                 (resource, namespace, name),
             )
             _append(conn, rev, resource, namespace, name, DELETED, expected_revision, old, old)
-        value, labels, field_values = old
-        return Row(namespace, name, rev, with_revision(value, rev), labels, field_values)
+        return stored_row(namespace, name, rev, *old)
 
     def compact(self, *, min_age_seconds: float, min_revisions: int) -> int:
         """Trim the log to what is younger than the age or within the last revisions."""
         with self._write_lock, self._borrow() as conn, self._transaction(conn):
             conn.execute("BEGIN IMMEDIATE")
-            current, compacted = _meta(conn)
+            current, compacted = counters(conn.execute(_SQL.meta))
             (by_age,) = conn.execute(
                 "SELECT COALESCE(MAX(rev), 0) FROM log WHERE ts < ?",
                 (time.time() - min_age_seconds,),
@@ -300,25 +249,6 @@ class SQLiteStore:
             conn.execute("COMMIT")
         return int(target)
 
-    def changes(
-        self, after: int, *, resource: str | None = None, limit: int = 500
-    ) -> tuple[builtins.list[Change], int]:
-        """Log entries after ``after``, oldest first, and the compacted revision."""
-        scope, args = ("AND res = ?", [resource]) if resource is not None else ("", [])
-        with self._read() as conn:
-            _, compacted = _meta(conn)
-            rows = conn.execute(
-                "SELECT rev, res, ns, name, type, value, labels, fields, "
-                "old_value, old_labels, old_fields, prev_rev "
-                f"FROM log WHERE rev > ? {scope} ORDER BY rev LIMIT ?",
-                [after, *args, limit],
-            ).fetchall()
-        out = [
-            logged_change(rev, res, ns, name, kind, (value, labels, fields), (old, ol, of))
-            for rev, res, ns, name, kind, value, labels, fields, old, ol, of, _ in rows
-        ]
-        return out, compacted
-
     def close(self) -> None:
         """Close every connection this store opened."""
         with self._connections_lock:
@@ -328,23 +258,10 @@ class SQLiteStore:
         self._idle.clear()
 
 
-def _meta(conn: sqlite3.Connection) -> tuple[int, int]:
-    values = dict(conn.execute("SELECT k, v FROM meta").fetchall())
-    return int(values["rev"]), int(values["compact_rev"])
-
-
-def _columns(obj: Mapping[str, Any], fields: Mapping[str, str]) -> tuple[bytes, bytes, bytes]:
-    labels = obj["metadata"].get("labels") or {}
-    return encode(obj), orjson.dumps(labels), orjson.dumps(dict(fields))
-
-
 def _current(
     conn: sqlite3.Connection, resource: str, namespace: str, name: str, expected: int
 ) -> tuple[bytes, bytes, bytes]:
-    found = conn.execute(
-        "SELECT rev, value, labels, fields FROM objects WHERE res = ? AND ns = ? AND name = ?",
-        (resource, namespace, name),
-    ).fetchone()
+    found = conn.execute(_SQL.get, (resource, namespace, name)).fetchone()
     if found is None:
         raise NotFound(name)
     if found[0] != expected:
