@@ -86,6 +86,11 @@ EVENTS = Kind(
 )
 KINDS = (TASKS, EVENTS)
 
+GENERATE_NAME_ATTEMPTS = 8
+"""kube's ``maxNameGenerationCreateAttempts``."""
+NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+"""The characters of kube's generated name suffixes (no vowels, no look-alikes)."""
+
 
 @dataclass
 class Change:
@@ -148,9 +153,22 @@ class Objects:
     # -- writes ----------------------------------------------------------------------------
 
     def create(self, kind: Kind, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
-        metadata = dict(obj.get("metadata") or {})
-        if not metadata.get("name") and metadata.get("generateName"):
-            metadata["name"] = metadata["generateName"] + secrets.token_hex(3)[:5]
+        """kube's create; with ``generateName`` a colliding name is drawn again, up to
+        ``maxNameGenerationCreateAttempts`` (8) attempts in all, as kube-apiserver does."""
+        metadata = obj.get("metadata") or {}
+        if metadata.get("name") or not metadata.get("generateName"):
+            return self._create(kind, namespace, obj, dict(metadata))
+        for _ in range(GENERATE_NAME_ATTEMPTS - 1):
+            try:
+                return self._create(kind, namespace, obj, _generated(metadata))
+            except StatusError as error:
+                if error.reason != "AlreadyExists":
+                    raise
+        return self._create(kind, namespace, obj, _generated(metadata))
+
+    def _create(
+        self, kind: Kind, namespace: str, obj: dict[str, Any], metadata: dict[str, Any]
+    ) -> dict[str, Any]:
         name = metadata.get("name")
         if not name:
             raise StatusError(
@@ -416,6 +434,12 @@ def _copy(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 def _ns(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("namespace", ""))
+
+
+def _generated(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata with a name drawn as kube draws it: generateName and 5 random characters."""
+    suffix = "".join(secrets.choice(NAME_ALPHABET) for _ in range(5))
+    return {**metadata, "name": metadata["generateName"] + suffix}
 
 
 def _now() -> str:

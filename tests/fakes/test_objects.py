@@ -10,8 +10,9 @@ import orjson
 import pytest
 import requests
 
+from tests.fakes import objects
 from tests.fakes.cluster import FakeCluster
-from tests.fakes.objects import EVENTS, TASKS
+from tests.fakes.objects import EVENTS, GENERATE_NAME_ATTEMPTS, TASKS
 
 TASKS_PATH = "/apis/example.example.com/v1"
 
@@ -147,6 +148,22 @@ def test_events_are_created_with_generate_name_and_conflicts_are_409(
     assert http.put(f"{url}/{name}", json=stale).status_code == 200
     conflict = http.put(f"{url}/{name}", json=stale)
     assert (conflict.status_code, conflict.json()["reason"]) == (409, "Conflict")
+
+
+def test_a_generated_name_that_collides_is_drawn_again_up_to_kubes_eight_attempts(
+    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kube: "Each attempt uses a newly randomly generated name"."""
+    event = {"metadata": {"generateName": "t.", "namespace": "ns"}, "reason": "R"}
+    monkeypatch.setattr(objects.secrets, "choice", lambda alphabet: "b")
+    assert fake.objects.put(EVENTS, event)["metadata"]["name"] == "t.bbbbb"
+    draws = iter(["b"] * 5 * (GENERATE_NAME_ATTEMPTS - 1) + ["c"] * 5)
+    monkeypatch.setattr(objects.secrets, "choice", lambda alphabet: next(draws))
+    assert fake.objects.put(EVENTS, event)["metadata"]["name"] == "t.ccccc"
+    monkeypatch.setattr(objects.secrets, "choice", lambda alphabet: "b")
+    with pytest.raises(objects.StatusError) as refused:
+        fake.objects.put(EVENTS, event)
+    assert (refused.value.code, refused.value.reason) == (409, "AlreadyExists")
 
 
 def test_cut_watches_ends_open_streams(fake: FakeCluster, http: requests.Session) -> None:
