@@ -10,8 +10,8 @@ import orjson
 import pytest
 import requests
 
-from tests.fakes import objects
 from tests.fakes.cluster import FakeCluster
+from tests.fakes.errors import StatusError
 from tests.fakes.objects import EVENTS, GENERATE_NAME_ATTEMPTS, TASKS
 
 TASKS_PATH = "/apis/example.example.com/v1"
@@ -155,13 +155,13 @@ def test_a_generated_name_that_collides_is_drawn_again_up_to_kubes_eight_attempt
 ) -> None:
     """kube: "Each attempt uses a newly randomly generated name"."""
     event = {"metadata": {"generateName": "t.", "namespace": "ns"}, "reason": "R"}
-    monkeypatch.setattr(objects.secrets, "choice", lambda alphabet: "b")
+    monkeypatch.setattr("secrets.choice", lambda alphabet: "b")
     assert fake.objects.put(EVENTS, event)["metadata"]["name"] == "t.bbbbb"
     draws = iter(["b"] * 5 * (GENERATE_NAME_ATTEMPTS - 1) + ["c"] * 5)
-    monkeypatch.setattr(objects.secrets, "choice", lambda alphabet: next(draws))
+    monkeypatch.setattr("secrets.choice", lambda alphabet: next(draws))
     assert fake.objects.put(EVENTS, event)["metadata"]["name"] == "t.ccccc"
-    monkeypatch.setattr(objects.secrets, "choice", lambda alphabet: "b")
-    with pytest.raises(objects.StatusError) as refused:
+    monkeypatch.setattr("secrets.choice", lambda alphabet: "b")
+    with pytest.raises(StatusError) as refused:
         fake.objects.put(EVENTS, event)
     assert (refused.value.code, refused.value.reason) == (409, "AlreadyExists")
 
