@@ -12,11 +12,11 @@ import falcon
 
 from handlers.api import GROUP, VERSION
 from handlers.api.contract import ApiRequest, Deps, RelayResult, User, WatchResult
-from handlers.api.errors import method_not_allowed, not_found_path, request_entity_too_large
+from handlers.api.errors import method_not_allowed, not_found_path
 from handlers.registry import Served, find
 from k8s.upstream import Upstream
-from proxy import lifecycle, streaming
-from proxy.negotiation import decode_body, media_type, negotiate
+from proxy import decoding, lifecycle, streaming
+from proxy.negotiation import negotiate
 from proxy.render import render
 from proxy.requestinfo import RequestInfo
 from proxy.settings import Settings
@@ -56,7 +56,8 @@ class Resources:
         output = negotiate(req.get_header("Accept"), listing=info.verb == "list")
         body = None
         if req.method in _BODY_METHODS:
-            body = decode_body(req.content_type, self._read(req), patch=req.method == "PATCH")
+            raw = decoding.read(req, self._settings.max_body_bytes)
+            body = decoding.decode(req.content_type, raw, patch=req.method == "PATCH")
         user: User = req.context.user
         request = ApiRequest(
             kind,
@@ -67,7 +68,7 @@ class Resources:
             body,
             user,
             subresource=info.subresource,
-            content_type=media_type(req.content_type),
+            content_type=decoding.media_type(req.content_type),
             authorize=functools.partial(_authorize_also, req.context.authorize, info),
         )
         deps = Deps(self._holder.get(), self._upstream, lifecycle.stopping)
@@ -99,13 +100,6 @@ class Resources:
         ):
             raise not_found_path()
         return served
-
-    def _read(self, req: falcon.Request) -> bytes:
-        limit = self._settings.max_body_bytes
-        data: bytes = req.stream.read(limit + 1)
-        if len(data) > limit:
-            raise request_entity_too_large(limit)
-        return data
 
 
 def _authorize_also(

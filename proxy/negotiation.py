@@ -1,27 +1,20 @@
-"""Content negotiation: which representation to answer, and how to read request bodies.
+"""Content negotiation: which representation to answer.
 
 Accept alternatives are walked in order and the first one we can produce wins, as
-kube-apiserver does; protobuf is skipped. Bodies are JSON or YAML, with or without a
-Content-Type (``kubectl create --raw -f x.yaml`` sends YAML with none).
+kube-apiserver does; protobuf is skipped. Request bodies are read by :mod:`proxy.decoding`.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
-import yaml
-
-from handlers.api.errors import bad_request, not_acceptable, unsupported_media_type
-from handlers.api.patching import APPLY_PATCH, PATCH_TYPES
+from handlers.api.errors import not_acceptable
 
 JSON = "application/json"
 YAML = "application/yaml"
 META_GROUP = "meta.k8s.io"
 BODY_TYPES = (JSON, YAML)
-JSON_PATCH_TYPES = tuple(t for t in PATCH_TYPES if t != APPLY_PATCH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,40 +74,3 @@ def negotiate(header: str | None, *, listing: bool) -> Output:
         if wanted == expected and version in ("v1", "v1beta1"):
             return Output("metadata", JSON, version)
     raise not_acceptable([JSON, YAML])
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML as Kubernetes reads it: timestamps stay strings."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def media_type(content_type: str | None) -> str:
-    """The bare media type of a Content-Type header."""
-    return (content_type or "").split(";")[0].strip().lower()
-
-
-def decode_body(content_type: str | None, raw: bytes, *, patch: bool = False) -> Any:
-    """Decode a request body; 415 for unknown types, 400 for malformed documents.
-
-    A PATCH body must be one of the patch types we implement (a strategic merge patch is
-    refused as kube refuses it for CRDs); other bodies are JSON or YAML."""
-    base = media_type(content_type)
-    accepted = PATCH_TYPES if patch else BODY_TYPES
-    if base not in accepted and (patch or base != ""):
-        raise unsupported_media_type(accepted)
-    if not raw.strip():
-        return None
-    as_json = base in (JSON, *JSON_PATCH_TYPES) or (base == "" and raw.lstrip()[:1] in (b"{", b"["))
-    try:
-        if as_json:
-            return orjson.loads(raw)
-        return yaml.load(raw, Loader=_Loader)  # a SafeLoader subclass
-    except orjson.JSONDecodeError as ex:
-        raise bad_request(f"the request body is not valid JSON: {ex}") from None
-    except yaml.YAMLError as ex:
-        raise bad_request(f"the request body is not valid YAML: {ex}") from None

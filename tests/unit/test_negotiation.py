@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from handlers.api.errors import ApiError
-from proxy.negotiation import Output, decode_body, negotiate
+from proxy.decoding import decode as decode_body
+from proxy.negotiation import Output, negotiate
 
 KUBECTL_GET = (
     "application/json;as=Table;v=v1;g=meta.k8s.io,"
