@@ -97,9 +97,18 @@ class Resources:
             or (info.subresource is not None and info.subresource not in served.subresources)
             or info.extra_parts
             or (info.namespace is not None and not served.kind.namespaced)
+            or not _can_name(info.namespace)
+            or not _can_name(info.name)
         ):
             raise not_found_path()
         return served
+
+
+def _can_name(segment: str | None) -> bool:
+    """Whether a path segment could be a namespace or an object's name at all: never with a
+    control character or bytes that are not UTF-8 (decoded as U+FFFD). Such a path is a 404
+    before any store sees it (PostgreSQL cannot even hold a NUL in text)."""
+    return segment is None or (segment.isprintable() and "\ufffd" not in segment)
 
 
 def _authorize_also(

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from handlers.api.params import flag
+
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "GET": "get", "HEAD": "get"}
 
 
@@ -56,7 +58,7 @@ def parse(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:
         if method == "DELETE":
             verb = "deletecollection"
         elif verb == "get":
-            verb = "watch" if query.get("watch") in ("true", "1") else "list"
+            verb = "watch" if flag(query, "watch") else "list"
     elif method == "DELETE":
         verb = "delete"
     selected = None

@@ -12,6 +12,7 @@ from collections.abc import Callable, Generator, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from handlers.api import params
 from handlers.api.kind import Kind
 from handlers.api.watch import WatchEvent
 from store import Change, Store
@@ -58,6 +59,10 @@ class ApiRequest:
     def param(self, key: str, default: str = "") -> str:
         """A query parameter's first value."""
         return self.query.get(key, default)
+
+    def flag(self, key: str) -> bool:
+        """A boolean query parameter, read as kube reads it."""
+        return params.flag(self.query, key)
 
 
 @dataclass(frozen=True, slots=True)

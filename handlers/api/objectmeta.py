@@ -1,4 +1,5 @@
-"""Object metadata: its schema (for validation and OpenAPI) and the rules kube applies to it.
+"""Object metadata: its schema (for validation and OpenAPI), generated names and timestamps
+(the rules kube applies to it are in :mod:`handlers.api.metavalidation`).
 
 The definitions carry names of our own (``DEFS_PREFIX``), not upstream's
 ``io.k8s.apimachinery…`` names, so the aggregator never has to rename a colliding definition
@@ -7,14 +8,9 @@ when it merges our OpenAPI document into the cluster's.
 
 from __future__ import annotations
 
-import re
 import secrets
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-
-from handlers.api.errors import Cause
-from handlers.api.selectors import valid_label_key, valid_label_value
 
 DEFS_PREFIX = "com.example.example.task.search.v1."
 REF_PREFIX = "#/components/schemas/"
@@ -160,23 +156,7 @@ DEFINITIONS: dict[str, dict[str, Any]] = {
     },
 }
 
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_SUBDOMAIN_HELP = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
-    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
-    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
 _GENERATED_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_MAX_ANNOTATIONS_BYTES = 256 * 1024
-
-
-def name_problem(name: str) -> str | None:
-    """Why ``name`` is not a valid object name (a DNS-1123 subdomain), or None."""
-    if len(name) > 253:
-        return "must be no more than 253 characters"
-    if not _SUBDOMAIN.match(name):
-        return _SUBDOMAIN_HELP
-    return None
 
 
 def generate_name(prefix: str) -> str:
@@ -188,51 +168,3 @@ def generate_name(prefix: str) -> str:
 def now() -> str:
     """The current time as kube writes timestamps: RFC 3339, UTC, whole seconds."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def validate(meta: Mapping[str, Any]) -> list[Cause]:
-    """kube's checks on names, generateName, labels and annotations."""
-    causes: list[Cause] = []
-
-    def invalid(field: str, value: str, why: str) -> None:
-        causes.append(Cause(field, "FieldValueInvalid", f'Invalid value: "{value}": {why}'))
-
-    name = meta.get("name", "")
-    if name and (why := name_problem(name)):
-        invalid("metadata.name", name, why)
-    prefix = meta.get("generateName", "")
-    if prefix and not name and (why := name_problem(prefix.rstrip("-") or "a")):
-        invalid("metadata.generateName", prefix, why)
-    for key, value in (meta.get("labels") or {}).items():
-        if not valid_label_key(key):
-            invalid(
-                "metadata.labels",
-                key,
-                "name part must consist of alphanumeric characters, '-', '_' or '.', and must "
-                "start and end with an alphanumeric character",
-            )
-        if not valid_label_value(value):
-            invalid(
-                "metadata.labels",
-                value,
-                "a valid label must be an empty string or consist of alphanumeric characters, "
-                "'-', '_' or '.', and must start and end with an alphanumeric character",
-            )
-    annotations = meta.get("annotations") or {}
-    for key in annotations:
-        if not valid_label_key(key.lower()):
-            invalid(
-                "metadata.annotations",
-                key,
-                "name part must consist of alphanumeric characters, '-', '_' or '.', and must "
-                "start and end with an alphanumeric character",
-            )
-    if sum(len(k) + len(v) for k, v in annotations.items()) > _MAX_ANNOTATIONS_BYTES:
-        causes.append(
-            Cause(
-                "metadata.annotations",
-                "FieldValueTooLong",
-                f"Too long: must have at most {_MAX_ANNOTATIONS_BYTES} bytes",
-            )
-        )
-    return causes

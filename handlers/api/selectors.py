@@ -11,24 +11,20 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.api import names
 from handlers.api.errors import ApiError, bad_request
 
 _SYMBOLS = ("!=", "==", "=", "!", "(", ")", ",", ">", "<")
-_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-_PREFIX = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-_KEY = re.compile(rf"^(({_PREFIX})/)?{_NAME}$")
-_VALUE = re.compile(rf"^({_NAME})?$")
 
 
 def valid_label_key(key: str) -> bool:
     """A qualified name: optional DNS-subdomain prefix (at most 253) and a name of at most 63."""
-    prefix, _, _ = key.rpartition("/")
-    return bool(_KEY.match(key)) and len(prefix) <= 253
+    return not names.qualified_name(key)
 
 
 def valid_label_value(value: str) -> bool:
     """Empty, or at most 63 alphanumerics with ``-_.`` inside."""
-    return bool(_VALUE.match(value))
+    return not names.label_value(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import orjson
 
 from handlers.api.errors import ApiError
-from handlers.api.params import non_negative
 
 MIN_LIFETIME, MAX_LIFETIME = 1800.0, 3600.0  # kube-apiserver's 30-60 minutes
 
@@ -33,9 +32,8 @@ def too_old(requested: int, oldest: int) -> WatchEvent:
     return WatchEvent("ERROR", orjson.dumps(status))
 
 
-def lifetime(value: str) -> float:
+def lifetime(seconds: int | None) -> float:
     """How long a watch lasts: ``timeoutSeconds``, or a random 30 to 60 minutes."""
-    seconds = non_negative(value, "timeoutSeconds") if value else 0
     if not seconds:  # unset and 0 both mean the server's choice, as in kube
         return random.uniform(MIN_LIFETIME, MAX_LIFETIME)
     return float(seconds)

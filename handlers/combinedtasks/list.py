@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from handlers.api.contract import ApiRequest, Deps, ListResult
+from handlers.api.params import list_options
 from handlers.combinedtasks.join import combine, namespace_of, read, uid_of, upstream
 from k8s import paths
 
@@ -20,6 +21,7 @@ PASSED = ("labelSelector", "fieldSelector", "limit", "continue", "resourceVersio
 
 def handle(request: ApiRequest, deps: Deps) -> ListResult:
     """A CombinedTaskList, empty included."""
+    list_options(request.query, watch=False)  # the cluster would refuse the same, less clearly
     cluster = upstream(request, deps)
     params = {key: value for key in PASSED if (value := request.param(key))}
     listed = read(lambda: cluster.cluster.get(paths.tasks(request.namespace), params))

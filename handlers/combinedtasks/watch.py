@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from handlers.api.contract import ApiRequest, Deps, RelayResult
+from handlers.api.params import list_options
 from handlers.api.selectors import object_selector
 from handlers.api.watch import lifetime
 from handlers.combinedtasks.join import read, upstream
@@ -25,13 +26,14 @@ PASSED = (
 def handle(request: ApiRequest, deps: Deps) -> RelayResult:
     """Parameters pass through, ``timeoutSeconds`` set to this watch's lifetime; 410 and other
     ERROR events pass through."""
+    options = list_options(request.query, watch=True)
     cluster = upstream(request, deps)
-    seconds = lifetime(request.param("timeoutSeconds"))
+    seconds = lifetime(options.timeout_seconds)
     # The cluster applies the selectors to its watch; this tests the tasks a watch learns of
     # through their Events.
     selects = object_selector(
-        request.param("labelSelector"),
-        request.param("fieldSelector"),
+        options.label_selector,
+        options.field_selector,
         request.kind.selectable_fields,
     )
     params = {key: value for key in PASSED if (value := request.param(key))}

@@ -9,10 +9,11 @@ import orjson
 
 from handlers.api.contract import ApiRequest, Deps, ListResult
 from handlers.api.errors import bad_request, expired, too_large_resource_version
-from handlers.api.params import non_negative
+from handlers.api.params import EXACT, list_options, resource_version
 from handlers.owned.selection import matcher
 from store import Expired
 
+PAGE_CAP = 2**31  # a page beyond any store; the store's LIMIT (an int64) asks one more
 _CONTINUE_VERSION = "meta.k8s.io/v1"
 _LATEST = -1  # a continue token's revision meaning "go on at the latest state"
 _CONTINUE_EXPIRED = (
@@ -27,9 +28,10 @@ _CONTINUE_EXPIRED = (
 def handle(request: ApiRequest, deps: Deps) -> ListResult:
     """One page (or all) of the objects the selectors match, consistent at one revision."""
     kind = request.kind
+    options = list_options(request.query, watch=False)
     match = matcher(request)
-    limit = _limit(request.param("limit"))
-    version, token = request.param("resourceVersion"), request.param("continue")
+    limit = min(options.limit, PAGE_CAP) if options.limit else None
+    version, token = options.resource_version, options.continue_token
     revision: int | None = None
     after: tuple[str, str] | None = None
     if token:
@@ -38,12 +40,12 @@ def handle(request: ApiRequest, deps: Deps) -> ListResult:
         revision, after = decode_continue(token)
         if revision == _LATEST:
             revision = None
-    elif version not in ("", "0"):
-        wanted = non_negative(version, "resource version")
+    elif (wanted := resource_version(version)) is not None:
         current = deps.store.revision()
         if wanted > current:
             raise too_large_resource_version(wanted, current)
-        exact = limit is not None and request.param("resourceVersionMatch") != "NotOlderThan"
+        match_rule = options.resource_version_match
+        exact = match_rule == EXACT or (not match_rule and limit is not None)
         revision = wanted if exact else None
 
     try:
@@ -77,8 +79,3 @@ def decode_continue(token: str) -> tuple[int, tuple[str, str]]:
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as ex:
         raise bad_request(f"continue key is not valid: {ex}") from None
     return revision, (namespace, name)
-
-
-def _limit(value: str) -> int | None:
-    """The page size; absent or 0 means no limit."""
-    return (non_negative(value, "limit") or None) if value else None

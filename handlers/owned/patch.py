@@ -11,7 +11,7 @@ from handlers.api import patching
 from handlers.api.contract import ApiRequest, Deps, ObjectResult
 from handlers.api.errors import ApiError
 from handlers.owned import create
-from handlers.owned.validation import checked
+from handlers.owned.validation import checked, decoded_metadata
 from handlers.owned.writing import current, replace
 
 PATCH_RETRY_SECONDS = 30.0  # kube retries a conflicting patch until its request times out
@@ -25,7 +25,7 @@ def handle(request: ApiRequest, deps: Deps) -> ObjectResult:
     patch itself sets can conflict (a precondition, as in kube)."""
     kind, name = request.kind, request.name or ""
     applying = request.content_type == patching.APPLY_PATCH
-    if request.param("force") and not applying:
+    if "force" in request.query and not applying:
         raise ApiError(
             422,
             "Invalid",
@@ -52,9 +52,10 @@ def handle(request: ApiRequest, deps: Deps) -> ObjectResult:
                 continue
         found = current(request, deps)
         patched = patching.apply(request.content_type, orjson.loads(found.body), request.body)
+        meta = decoded_metadata(request, patched)
         if applying:
             _keep_last_applied(request, patched)
-        version = (patched.get("metadata") or {}).get("resourceVersion")
+        version = meta.get("resourceVersion")
         if version is not None and version != str(found.revision):
             raise kind.resource.conflict(name)  # the patch set a resourceVersion: a precondition
         obj, warnings = checked(request, patched)
@@ -70,7 +71,7 @@ def _keep_last_applied(request: ApiRequest, patched: dict[str, Any]) -> None:
     """kubectl's server-side apply over a client-side-applied object: like kube-apiserver,
     rewrite the last-applied annotation to the applied configuration, so that a later
     client-side apply computes its patch against what was really applied."""
-    annotations = patched.get("metadata", {}).get("annotations") or {}
+    annotations = (patched.get("metadata") or {}).get("annotations") or {}
     if request.param("fieldManager") == "kubectl" and LAST_APPLIED in annotations:
         applied = dict(request.body)
         applied_meta = dict(applied.get("metadata") or {})

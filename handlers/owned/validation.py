@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.api import objectmeta, schema
+from handlers.api import metavalidation, params, schema
 from handlers.api.contract import ApiRequest
 from handlers.api.errors import bad_request
-
-FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
 
 
 def checked(request: ApiRequest, body: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -18,11 +16,7 @@ def checked(request: ApiRequest, body: Any) -> tuple[dict[str, Any], tuple[str, 
     kind = request.kind
     if not isinstance(body, dict):
         raise bad_request(f"the request body must be a {kind.kind} object")
-    mode = request.param("fieldValidation", "Warn")
-    if mode not in FIELD_VALIDATION:
-        raise bad_request(
-            f'invalid fieldValidation value "{mode}": must be one of Ignore, Warn or Strict'
-        )
+    mode = params.write_options(request.query, request.verb).field_validation or "Warn"
     for key, expected in (("apiVersion", kind.api_version), ("kind", kind.kind)):
         given = body.get(key)
         if given and given != expected:
@@ -30,9 +24,7 @@ def checked(request: ApiRequest, body: Any) -> tuple[dict[str, Any], tuple[str, 
             raise bad_request(
                 f"the {word} in the data ({given}) does not match the expected {word} ({expected})"
             )
-    meta = body.get("metadata") or {}
-    if not isinstance(meta, dict):
-        raise bad_request("metadata must be an object")
+    meta = decoded_metadata(request, body)
     _check_scope(request, meta)
     outcome = schema.Outcome()
     obj = schema.check(kind.schema(), {**body, "metadata": meta}, "", outcome)
@@ -42,7 +34,7 @@ def checked(request: ApiRequest, body: Any) -> tuple[dict[str, Any], tuple[str, 
         raise bad_request(
             "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in outcome.unknown)
         )
-    causes = outcome.causes + objectmeta.validate(obj["metadata"])
+    causes = outcome.causes + metavalidation.validate(obj["metadata"], namespaced=kind.namespaced)
     if causes:
         raise kind.resource.invalid(name, causes)
     obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
@@ -69,3 +61,16 @@ def _check_scope(request: ApiRequest, meta: dict[str, Any]) -> None:
                 f"({request.name})"
             )
         meta["name"] = request.name
+
+
+def decoded_metadata(request: ApiRequest, body: dict[str, Any]) -> dict[str, Any]:
+    """The body's metadata if Go's decoder would take its types; kube's 400 otherwise, worded
+    as kube words a body it cannot decode."""
+    meta = body.get("metadata")
+    if problem := metavalidation.type_problem(meta):
+        kind = request.kind
+        raise bad_request(
+            f'{kind.kind}.{kind.group} in version "{kind.version}" cannot be handled as a '
+            f"{kind.kind}: {problem}"
+        )
+    return meta or {}

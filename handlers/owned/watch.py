@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 
 from handlers.api.contract import ApiRequest, Deps, WatchResult
-from handlers.api.errors import ApiError
-from handlers.api.params import non_negative
+from handlers.api.errors import too_large_resource_version
+from handlers.api.params import INT64_MAX, list_options, resource_version
 from handlers.api.watch import WatchEvent, bookmark, lifetime
 from handlers.owned.selection import matcher
 from store import Change, Predicate, Row
@@ -20,19 +20,14 @@ from store import Change, Predicate, Row
 
 def handle(request: ApiRequest, deps: Deps) -> WatchResult:
     """The watch the request asks for, with the same selectors as LIST."""
+    options = list_options(request.query, watch=True)
     selected = matcher(request)
-    if request.param("sendInitialEvents") in ("true", "1"):
-        raise ApiError(
-            422,
-            "Invalid",
-            'ListOptions.meta.k8s.io "" is invalid: sendInitialEvents: Forbidden: '
-            "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
-        )
-    seconds = lifetime(request.param("timeoutSeconds"))
-    version = request.param("resourceVersion")
-    since = non_negative(version, "resource version") if version not in ("", "0") else None
+    seconds = lifetime(options.timeout_seconds)
+    since = resource_version(options.resource_version)
+    if since is not None and since > INT64_MAX:  # kube's uint64, beyond any revision we store
+        raise too_large_resource_version(since, deps.store.revision())
     kind, namespace = request.kind, request.namespace
-    selectors = (request.param("labelSelector"), request.param("fieldSelector"))
+    selectors = (options.label_selector, options.field_selector)
 
     def initial() -> tuple[int, list[WatchEvent]]:
         page = deps.store.list(kind.plural, namespace, match=selected)
@@ -46,7 +41,7 @@ def handle(request: ApiRequest, deps: Deps) -> WatchResult:
         initial=initial,
         bookmark=functools.partial(bookmark, kind.kind, kind.api_version),
         lifetime=seconds,
-        bookmarks=request.param("allowWatchBookmarks") in ("true", "1"),
+        bookmarks=options.allow_watch_bookmarks,
     )
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
-from handlers.api import objectmeta
+from handlers.api import gotypes, objectmeta, params
 from handlers.api.contract import ApiRequest, Deps, ObjectResult
-from handlers.api.errors import ApiError, Cause, bad_request
+from handlers.api.errors import Cause, bad_request
 from handlers.api.kind import Kind
 from store import Conflict, NotFound, Row, encode
 
@@ -61,7 +61,7 @@ def replace(
     if causes := strategy.validate_update(obj, old):
         raise kind.resource.invalid(name, causes)
     strategy.canonicalize(obj)
-    if dry_run(request.param("dryRun")):
+    if params.write_options(request.query, request.verb).dry_run:
         return ObjectResult(orjson.dumps(obj), 200, warnings)
     if encode(obj) == encode(old):
         return ObjectResult(current.body, 200, warnings)
@@ -127,32 +127,40 @@ def delete_one(
     raise kind.resource.conflict(name)
 
 
-def dry_run(value: str) -> bool:
-    """The ``dryRun`` parameter: "All" or nothing."""
-    if value in ("", "All"):
-        return value == "All"
-    raise bad_request(f'Invalid value: "{value}": supported values: "All"')
-
-
 def delete_options(request: ApiRequest) -> dict[str, Any]:
-    """The DeleteOptions of a delete, from its body and its parameters; 400/422 when bad."""
+    """The DeleteOptions of a delete, from its body and its parameters: 400 for what Go would
+    not decode, 422 for what kube's ValidateDeleteOptions refuses."""
     body = request.body if request.body is not None else {}
     if not isinstance(body, dict):
         raise bad_request("the request body must be a DeleteOptions object")
-    options = dict(body)
-    if request.param("dryRun"):
-        options.setdefault("dryRun", [request.param("dryRun")])
-    dry = options.get("dryRun") or []
-    if not isinstance(dry, list) or any(v != "All" for v in dry):
-        raise bad_request(f'Invalid value: {dry!r}: supported values: "All"')
-    policy = options.get("propagationPolicy") or request.param("propagationPolicy")
-    if policy and policy not in ("Orphan", "Background", "Foreground"):
-        raise ApiError(
-            422,
-            "Invalid",
-            f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: '
-            f'"{policy}": supported values: "Foreground", "Background", "Orphan"',
+    if problem := gotypes.struct_problem("DeleteOptions", "", body):
+        raise bad_request(problem)
+    options = {key: value for key, value in body.items() if value is not None}
+    query = request.query
+    if "dryRun" in query:
+        options.setdefault("dryRun", [query["dryRun"]])
+    if "propagationPolicy" in query:
+        options.setdefault("propagationPolicy", query["propagationPolicy"])
+    if "orphanDependents" in query:
+        options.setdefault("orphanDependents", params.flag(query, "orphanDependents"))
+    if "gracePeriodSeconds" in query:
+        options.setdefault("gracePeriodSeconds", params.int64(query["gracePeriodSeconds"]))
+    problems = []
+    policy = options.get("propagationPolicy")
+    if policy is not None and "orphanDependents" in options:
+        problems.append(
+            f'propagationPolicy: Invalid value: "{policy}": orphanDependents and '
+            "deletionPropagation cannot be both set"
         )
-    if not isinstance(options.get("preconditions") or {}, dict):
-        raise bad_request("preconditions must be an object")
+    if policy is not None and policy not in ("Foreground", "Background", "Orphan"):
+        problems.append(
+            f'propagationPolicy: Unsupported value: "{policy}": supported values: '
+            '"Foreground", "Background", "Orphan", "nil"'
+        )
+    dry = options.get("dryRun") or []
+    if any(v != "All" for v in dry):
+        shown = ", ".join(f'"{v}"' for v in dry)
+        problems.append(f'dryRun: Unsupported value: []string{{{shown}}}: supported values: "All"')
+    if problems:
+        raise params.invalid_options("DeleteOptions", problems)
     return options

@@ -158,7 +158,12 @@ def test_r8_field_validation_strict_warn_ignore(client: TestClient) -> None:
     body["metadata"]["name"] = "fv2"
     ignore = post(client, NS, body, params={"fieldValidation": "Ignore"})
     assert ignore.status_code == 201 and "warning" not in ignore.headers
-    assert status_of(post(client, NS, body, params={"fieldValidation": "Loud"}))[0] == 400
+    loud = post(client, NS, body, params={"fieldValidation": "Loud"})
+    assert status_of(loud) == (422, "Invalid")
+    assert loud.json["message"] == (
+        'CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Loud": '
+        'supported values: "", "Ignore", "Strict", "Warn"'
+    )
 
 
 def test_r8_dry_run_persists_nothing(client: TestClient) -> None:
@@ -354,7 +359,10 @@ def test_r5_paging_is_consistent_at_the_first_pages_revision(client: TestClient)
 
 def test_r5_bad_paging_parameters(client: TestClient) -> None:
     assert status_of(client.simulate_get(NS, params={"continue": "garbage"}))[0] == 400
-    assert status_of(client.simulate_get(NS, params={"limit": "-1"}))[0] == 400
+    bad_limit = client.simulate_get(NS, params={"limit": "ten"})
+    assert status_of(bad_limit) == (400, "BadRequest")
+    assert bad_limit.json["message"] == 'strconv.ParseInt: parsing "ten": invalid syntax'
+    assert client.simulate_get(NS, params={"limit": "-1"}).status_code == 200  # kube: unpaged
     r = client.simulate_get(NS, params={"resourceVersion": "999999"})
     assert status_of(r) == (504, "Timeout")
 
