@@ -6,11 +6,11 @@ them all back in one list."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from proxy.decoding import MAX_DEPTH, MAX_VALUES, MAX_YAML_NODES
+from tests.support.processes import Process, children, memory_kb, reset_peak
 from tests.support.servers import Server, run_server
 
 GV = "/apis/search.task.example.example.com/v1"
@@ -26,29 +26,10 @@ def lone_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def worker_pid(server: Server) -> int:
-    master = server.process.pid
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master:  # the parent pid
-            return int(stat.parent.name)
-    raise AssertionError("the gunicorn worker is not running")
-
-
-def memory_kb(pid: int, field: str) -> int:
-    """``VmRSS`` (resident now), ``VmHWM`` (its peak since the last reset) or ``RssAnon``
-    (resident and not a mapped file) of ``pid``, in kB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc status")
-
-
-def reset_peak(pid: int) -> None:
-    """Linux resets a process's VmHWM to its current RSS when "5" is written to clear_refs."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    master = Process.of(server.process.pid)
+    assert master is not None, "the gunicorn master is not running"
+    (worker,) = children(master)
+    return worker.pid
 
 
 def with_fields(name: str, fields_v1: str) -> bytes:
