@@ -1,10 +1,11 @@
 """The Falcon application, as a table of contents: what each request meets, and where it lives.
 
 ``create_app()`` is what gunicorn loads in every worker. Middleware (:mod:`proxy.middleware`)
-logs each request and turns it into a RequestInfo, a user and an authorization decision; the
-documents (:mod:`proxy.documents`) answer health, discovery and OpenAPI from memory; the sink
-(:mod:`proxy.dispatch`) hands resource requests to ``handlers/<kind>/<verb>.py``, watches
-stream through :mod:`proxy.streaming`; every error leaves as a Status (:mod:`proxy.errors`).
+logs each request and turns it into a RequestInfo, a deadline, a user, a slot of the worker's
+in-flight limit and an authorization decision; the documents (:mod:`proxy.documents`) answer
+health, discovery and OpenAPI from memory; the sink (:mod:`proxy.dispatch`) hands resource
+requests to ``handlers/<kind>/<verb>.py``, watches stream through :mod:`proxy.streaming`;
+every error leaves as a Status (:mod:`proxy.errors`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from handlers.api import GROUP_VERSION
 from handlers.registry import Served, registry
 from proxy import authz, errors
 from proxy.cluster import connect
+from proxy.deadline import RequestTimeout
 from proxy.discovery import Discovery
 from proxy.dispatch import Resources
 from proxy.documents import ApiGroup, Apis, Health, NotServed, OpenAPIv2, OpenAPIv3, Static
+from proxy.inflight import InFlightLimit
 from proxy.middleware import Gate, RequestLog
 from proxy.openapi import OpenAPI
 from proxy.security import Security
@@ -45,7 +48,10 @@ def create_app(
     cluster = connect(settings)
     security = Security(settings, cluster.reviews, authorizer)
 
-    middleware: list[Any] = [RequestLog(), Gate(security.authenticator, security.authorizer)]
+    limit = InFlightLimit.for_worker(settings)
+    timeout = RequestTimeout(settings.request_timeout_seconds)
+    gate = Gate(security.authenticator, security.authorizer, limit=limit, timeout=timeout)
+    middleware: list[Any] = [RequestLog(), gate]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     alive = Health({})

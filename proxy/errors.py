@@ -29,12 +29,17 @@ def install(app: falcon.App[falcon.Request, falcon.Response]) -> None:
     app.add_error_handler(ApiError, _on_api_error)
 
 
-def _on_api_error(req: falcon.Request, resp: falcon.Response, ex: ApiError, _: Any) -> None:
-    resp.status = falcon.code_to_http_status(ex.code)
+def answer(resp: falcon.Response, error: ApiError) -> None:
+    """Make ``resp`` the Status of ``error``."""
+    resp.status = falcon.code_to_http_status(error.code)
     resp.content_type = JSON
-    resp.data = orjson.dumps(ex.status())
-    for key, value in ex.headers.items():
+    resp.data = orjson.dumps(error.status())
+    for key, value in error.headers.items():
         resp.set_header(key, value)
+
+
+def _on_api_error(req: falcon.Request, resp: falcon.Response, ex: ApiError, _: Any) -> None:
+    answer(resp, ex)
 
 
 def _on_http_error(

@@ -2,7 +2,11 @@
 
 The gthread worker is chosen (see the README for the measurement): a watch holds one
 thread for up to an hour, the worker's heartbeat runs on the main thread so ``timeout``
-never kills a stream, and SQLite/psycopg work without monkey-patching.
+never kills a stream, and SQLite/psycopg work without monkey-patching. It runs as
+:class:`proxy.worker.StatusWorker`, which reads a request's line and headers within one
+budget (``APISERVER_MAX_HEADER_BYTES``, kube's 1 MiB) and answers what gunicorn refuses
+itself with a Status; gunicorn's own ``limit_request_*`` settings stay at their defaults and
+bind only a worker class given on the command line (the bench's gevent).
 """
 
 import signal
@@ -15,7 +19,7 @@ from proxy.settings import Settings
 _settings = Settings.from_env()
 
 bind = f"{_settings.bind_address}:{_settings.port}"
-worker_class = "gthread"
+worker_class = "proxy.worker.StatusWorker"  # gthread; kube's head limit; errors as Status
 workers = _settings.workers
 threads = _settings.threads
 worker_connections = _settings.threads + 256  # every watch plus room for short requests

@@ -1,5 +1,5 @@
-"""Middleware run for every request: the request log, and the gate (RequestInfo,
-authentication, authorization) before anything is dispatched."""
+"""Middleware run for every request: the request log, and the gate (RequestInfo, the request
+deadline, authentication, the in-flight limit, authorization) before anything is dispatched."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ import falcon
 import orjson
 
 from handlers.api.contract import User
-from proxy import authz
+from handlers.api.errors import timeout
+from proxy import authz, errors
 from proxy.authn import ANONYMOUS, Authenticator
+from proxy.deadline import Deadline, RequestTimeout
+from proxy.inflight import InFlightLimit, Release
 from proxy.requestinfo import RequestInfo, parse
 
 
@@ -49,13 +52,25 @@ class RequestLog:
 
 
 class Gate:
-    """RequestInfo, authentication, then authorization, for every request."""
+    """kube-apiserver's filters before a handler, in kube's order: RequestInfo, the request
+    deadline, authentication, the in-flight limit (so a request refused for load costs no
+    review), authorization. Health paths need neither credentials nor a slot."""
 
-    def __init__(self, authenticator: Authenticator, authorizer: authz.Authorizer) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        authorizer: authz.Authorizer,
+        *,
+        limit: InFlightLimit | None = None,
+        timeout: RequestTimeout | None = None,
+    ) -> None:
         self._authenticator = authenticator
         self._authorizer = authorizer
+        self._limit = limit
+        self._timeout = timeout
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        arrived = time.monotonic()
         query = (
             {k: v[0] for k, v in parse_qs(req.query_string, keep_blank_values=True).items()}
             if req.query_string
@@ -64,10 +79,37 @@ class Gate:
         info = parse(req.method, req.path, query)
         req.context.query = query
         req.context.info = info
+        if self._timeout is not None:
+            req.context.deadline = self._timeout.start(info, query, arrived)
         if info.path in authz.HEALTH_PATHS:
             req.context.user = ANONYMOUS
             return
         user = self._authenticator.authenticate(req.env)
         req.context.user = user
+        if self._limit is not None:
+            req.context.release = self._limit.admit(info, user)
         authz.authorize(self._authorizer, user, info)
         req.context.authorize = functools.partial(authz.authorize, self._authorizer, user)
+        deadline: Deadline | None = req.context.get("deadline")
+        if deadline is not None:
+            deadline.check()  # reviews may have waited: no handler starts after the deadline
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, succeeded: bool
+    ) -> None:
+        release: Release | None = req.context.get("release")
+        if release is not None:
+            release()
+        deadline: Deadline | None = req.context.get("deadline")
+        if deadline is not None and resp.stream is None and deadline.passed():
+            _replace_with_timeout(resp)
+
+
+def _replace_with_timeout(resp: falcon.Response) -> None:
+    """Drop a late answer and its headers (but the request id) for kube's 504."""
+    for name in resp.headers:
+        if name.lower() != "x-request-id":
+            resp.delete_header(name)
+    resp.text = None
+    resp.media = None
+    errors.answer(resp, timeout())

@@ -29,6 +29,10 @@ class Settings:
     workers: int
     threads: int
     max_body_bytes: int
+    max_header_bytes: int  # the request line and header fields together, as kube's 1 MiB
+    max_requests_inflight: int  # read-only, per server as kube's flag; shared by the workers
+    max_mutating_requests_inflight: int
+    request_timeout_seconds: float  # non-long-running requests; 0: none
     kubeconfig: str
     requestheader_ca_file: str
     requestheader_allowed_names: tuple[str, ...]
@@ -62,6 +66,12 @@ class Settings:
             workers=int(e.get("APISERVER_WORKERS", "2")),
             threads=int(e.get("APISERVER_THREADS", "512")),
             max_body_bytes=int(e.get("APISERVER_MAX_BODY_BYTES", str(3 * 1024 * 1024))),
+            max_header_bytes=int(e.get("APISERVER_MAX_HEADER_BYTES", str(1024 * 1024))),
+            max_requests_inflight=int(e.get("APISERVER_MAX_REQUESTS_INFLIGHT", "400")),
+            max_mutating_requests_inflight=int(
+                e.get("APISERVER_MAX_MUTATING_REQUESTS_INFLIGHT", "200")
+            ),
+            request_timeout_seconds=float(e.get("APISERVER_REQUEST_TIMEOUT_SECONDS", "60")),
             kubeconfig=e.get("APISERVER_KUBECONFIG", ""),
             requestheader_ca_file=e.get("APISERVER_REQUESTHEADER_CA_FILE", ""),
             requestheader_allowed_names=_names(e.get("APISERVER_REQUESTHEADER_ALLOWED_NAMES", "")),

@@ -209,6 +209,11 @@ def too_many_requests() -> ApiError:
     )
 
 
+def timeout(message: str = "request did not complete within the allotted timeout") -> ApiError:
+    """kube-apiserver's answer to a request that outlived its deadline (``NewTimeoutError``)."""
+    return ApiError(504, "Timeout", f"Timeout: {message}")
+
+
 def too_large_resource_version(requested: int, current: int) -> ApiError:
     return ApiError(
         504,

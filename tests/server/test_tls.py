@@ -51,7 +51,7 @@ def test_gunicorn_context_refuses_anything_older_than_tls_1_2(server: Server) ->
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
     assert context.verify_mode == ssl.CERT_OPTIONAL
     assert config["cert_reqs"] == ssl.CERT_OPTIONAL
-    assert config["worker_class"] == "gthread"
+    assert config["worker_class"] == "proxy.worker.StatusWorker"  # gthread, see proxy.worker
     assert config["header_map"] == "drop"
 
 

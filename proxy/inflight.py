@@ -1,0 +1,71 @@
+"""At most so many requests in flight, as kube-apiserver's max-in-flight filter has it.
+
+kube keeps two pools per server and counts every request that is not long-running in one of
+them: read-only (``get``, ``list``, ``watch``; ``--max-requests-inflight``, 400) and mutating
+(every other verb; ``--max-mutating-requests-inflight``, 200). A request that finds its pool
+full is answered at once, 429 with ``Retry-After: 1``; nothing waits in a queue. A user in
+``system:masters`` is served anyway ("so powerful that they should always get an answer").
+0 means no limit, as for kube's flags.
+
+Each gunicorn worker process holds its share of the server's limits (the limit divided by the
+workers, rounded up), so the whole server admits what one kube-apiserver would. Health probes
+never meet the limit: they are answered before authentication, and kube-apiserver's default
+flow control exempts them too (FlowSchema ``probes``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from handlers.api.contract import User
+from handlers.api.errors import too_many_requests
+from proxy.authz import MASTERS
+from proxy.longrunning import is_long_running
+from proxy.requestinfo import RequestInfo
+from proxy.settings import Settings
+
+READ_ONLY_VERBS = frozenset({"get", "list", "watch"})
+"""kube's ``nonMutatingRequestVerbs``; a non-resource request's verb is its method, lowercased."""
+
+Release = Callable[[], None]
+
+
+def worker_share(limit: int, workers: int) -> int:
+    """One worker's part of a server-wide limit (0 stays 0: no limit)."""
+    return -(-limit // max(1, workers)) if limit > 0 else 0
+
+
+class InFlightLimit:
+    """The two pools of one worker process."""
+
+    def __init__(self, *, read_only: int, mutating: int) -> None:
+        self._read_only = threading.BoundedSemaphore(read_only) if read_only > 0 else None
+        self._mutating = threading.BoundedSemaphore(mutating) if mutating > 0 else None
+
+    @classmethod
+    def for_worker(cls, settings: Settings) -> InFlightLimit | None:
+        """This worker's share of the server's limits; None when both are off."""
+        read_only = settings.max_requests_inflight
+        mutating = settings.max_mutating_requests_inflight
+        if read_only <= 0 and mutating <= 0:
+            return None
+        return cls(
+            read_only=worker_share(read_only, settings.workers),
+            mutating=worker_share(mutating, settings.workers),
+        )
+
+    def admit(self, info: RequestInfo, user: User) -> Release | None:
+        """Take a slot for the request and return how to give it back; None when the request
+        takes none (long-running, its pool unlimited, or ``system:masters`` over the limit).
+        Raises kube's 429 when the pool is full."""
+        if is_long_running(info):
+            return None
+        pool = self._read_only if info.verb in READ_ONLY_VERBS else self._mutating
+        if pool is None:
+            return None
+        if pool.acquire(blocking=False):
+            return pool.release
+        if MASTERS in user.groups:
+            return None
+        raise too_many_requests()
