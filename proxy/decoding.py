@@ -17,6 +17,7 @@ from typing import Any
 import falcon
 import orjson
 import yaml
+from gunicorn.http.errors import ParseException
 from yaml._yaml import CParser
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
@@ -49,7 +50,10 @@ def read(req: falcon.Request, limit: int) -> bytes:
     declared = req.content_length
     if declared is not None and declared > limit:
         raise request_entity_too_large(limit)
-    data: bytes = req.stream.read(limit + 1)
+    try:
+        data: bytes = req.stream.read(limit + 1)
+    except (ParseException, OSError) as ex:  # a malformed chunk, a body cut short
+        raise bad_request(f"the request body could not be read: {ex}") from None
     if len(data) > limit:
         raise request_entity_too_large(limit)
     return data

@@ -86,8 +86,7 @@ class Resources:
         status = getattr(result, "status", 200)
         resp.status = falcon.code_to_http_status(status)
         for warning in getattr(result, "warnings", ()):
-            escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
-            resp.append_header("Warning", f'299 - "{escaped}"')
+            resp.append_header("Warning", warning_header(warning))
 
     def _served(self, info: RequestInfo) -> Served:
         served = find(info.resource, self._kinds) if info.is_resource else None
@@ -102,6 +101,15 @@ class Resources:
         ):
             raise not_found_path()
         return served
+
+
+def warning_header(text: str) -> str:
+    """An RFC 7234 warning (code 299, as kube's) carrying ``text``, which may hold what a
+    client sent: quotes and backslashes escaped, control characters (which would end or
+    corrupt the header) replaced, UTF-8 kept as its bytes."""
+    printable = "".join(c if c.isprintable() else "\ufffd" for c in text)
+    escaped = printable.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{escaped}"'.encode().decode("latin-1")
 
 
 def _can_name(segment: str | None) -> bool:

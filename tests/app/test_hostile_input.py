@@ -10,6 +10,7 @@ import orjson
 import pytest
 from falcon.testing import Result, TestClient
 
+from proxy.dispatch import warning_header
 from proxy.requestinfo import parse
 from tests.app.test_crud import GV, NS, post, status_of, task
 
@@ -317,3 +318,35 @@ def test_a_declared_length_over_the_limit_is_413_before_the_body_is_read(
         NS, body=b"{}", headers={"Content-Type": "application/json", "Content-Length": "20971520"}
     )
     assert status_of(r) == (413, "RequestEntityTooLarge")
+
+
+def test_a_warning_carrying_client_text_is_a_valid_header_value() -> None:
+    header = warning_header('unknown field "a\nb\\ü"')
+    assert header == '299 - "unknown field \\"a\ufffdb\\\\ü\\""'.encode().decode("latin-1")
+    assert not any(ord(c) < 0x20 or ord(c) == 0x7F for c in header)
+
+
+def test_a_chunked_body_cut_short_is_400(client: TestClient) -> None:
+    r = client.simulate_post(
+        NS,
+        body=b"",
+        headers={"Content-Type": "application/json"},
+        extras={"wsgi.input": _Broken()},
+    )
+    assert status_of(r) == (400, "BadRequest")
+    assert r.json["message"].startswith("the request body could not be read")
+
+
+class _Broken:
+    """A request body whose reading fails as gunicorn's does when the client stops sending."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise OSError("No more data")
+
+    readline = read
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        raise OSError("No more data")
+
+    def __iter__(self) -> _Broken:
+        return self
