@@ -56,5 +56,6 @@ def _on_http_error(
 
 
 def _on_exception(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
-    log.exception("unhandled error serving %s %s", req.method, req.path)
+    request_id = req.context.get("request_id", "")
+    log.exception("unhandled error serving %s %s (request %s)", req.method, req.path, request_id)
     _on_api_error(req, resp, internal_error(type(ex).__name__), params)

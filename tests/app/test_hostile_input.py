@@ -4,15 +4,21 @@ limits (each through the whole app in-process; the store is checked for leftover
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from falcon.testing import Result, TestClient
 
+from proxy.app import create_app
 from proxy.dispatch import warning_header
 from proxy.requestinfo import parse
+from proxy.settings import Settings
+from store import Row
+from store.sqlite import SQLiteStore
 from tests.app.test_crud import GV, NS, post, status_of, task
+from tests.conftest import AllowAll
 
 CANNOT = (
     'CustomTask.search.task.example.example.com in version "v1" cannot be handled as a CustomTask: '
@@ -350,3 +356,27 @@ class _Broken:
 
     def __iter__(self) -> _Broken:
         return self
+
+
+class _FaultyStore(SQLiteStore):
+    """A store whose reads fail: a server fault, not the client's."""
+
+    def get(self, resource: str, namespace: str, name: str) -> Row | None:
+        raise RuntimeError("the disk is on fire")
+
+
+def test_a_server_fault_is_a_500_logged_with_the_request_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = str(tmp_path / "s.db")
+    app = create_app(
+        Settings.from_env({"APISERVER_SQLITE_PATH": path}),
+        store=_FaultyStore(path),
+        authorizer=AllowAll(),
+    )
+    r = TestClient(app).simulate_get(f"{NS}/any")
+    assert status_of(r) == (500, "InternalError")
+    assert r.json["message"] == "Internal error occurred: RuntimeError"  # nothing more leaks
+    logged = [rec for rec in caplog.records if rec.levelname == "ERROR"]
+    assert logged and r.headers["x-request-id"] in logged[-1].getMessage()
+    assert "the disk is on fire" in (logged[-1].exc_text or "")
