@@ -98,3 +98,92 @@ def test_o2_protobuf_accept_gets_an_empty_message(client: TestClient) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
     assert r.content == b""
+
+
+KUBE_SUCCESS_CODES = {
+    "get": ["200"],
+    "list": ["200"],
+    "post": ["200", "201", "202"],
+    "put": ["200", "201"],
+    "patch": ["200", "201"],
+    "delete": ["200", "202"],
+    "deletecollection": ["200"],
+}
+"""What kube-apiserver's documents declare per action (api/openapi-spec/v3 and the CRD
+builder of apiextensions-apiserver); patch as built-in resources, since an apply may create."""
+
+
+def operations(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        op
+        for item in doc["paths"].values()
+        for method, op in item.items()
+        if method != "parameters"
+    ]
+
+
+def test_o4_operation_ids_are_unique_and_named_as_kube_names_them(
+    client: TestClient,
+) -> None:
+    doc = client.simulate_get(GV_PATH).json
+    ids = [op["operationId"] for op in operations(doc)]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    base = "/apis/search.task.example.example.com/v1"
+    namespaced = f"{base}/namespaces/{{namespace}}/customtasks"
+    named = {
+        (
+            f"{base}/customtasks",
+            "get",
+        ): "listSearchTaskExampleExampleComV1CustomTaskForAllNamespaces",
+        (namespaced, "get"): "listSearchTaskExampleExampleComV1NamespacedCustomTask",
+        (namespaced, "post"): "createSearchTaskExampleExampleComV1NamespacedCustomTask",
+        (namespaced, "delete"): "deleteSearchTaskExampleExampleComV1CollectionNamespacedCustomTask",
+        (
+            f"{namespaced}/{{name}}",
+            "put",
+        ): "replaceSearchTaskExampleExampleComV1NamespacedCustomTask",
+        (f"{namespaced}/{{name}}/status", "patch"): (
+            "patchSearchTaskExampleExampleComV1NamespacedCustomTaskStatus"
+        ),
+        (f"{base}/clustertasks/{{name}}", "get"): "readSearchTaskExampleExampleComV1ClusterTask",
+    }
+    for (path, method), operation_id in named.items():
+        assert doc["paths"][path][method]["operationId"] == operation_id
+    assert {tag for op in operations(doc) for tag in op["tags"]} == {
+        "searchTaskExampleExampleCom_v1"
+    }
+
+
+def test_o4_each_verb_declares_the_success_codes_kube_declares(client: TestClient) -> None:
+    doc = client.simulate_get(GV_PATH).json
+    for op in operations(doc):
+        responses = op["responses"]
+        assert sorted(responses) == KUBE_SUCCESS_CODES[op["x-kubernetes-action"]], op["operationId"]
+        for code, response in responses.items():
+            assert (
+                response["description"] == {"200": "OK", "201": "Created", "202": "Accepted"}[code]
+            )
+            assert set(response["content"]) == {"application/json", "application/yaml"}
+    v2 = client.simulate_get("/openapi/v2", headers={"Accept": "application/json"}).json
+    for item in v2["paths"].values():
+        for method, op in item.items():
+            if method != "parameters":
+                assert sorted(op["responses"]) == KUBE_SUCCESS_CODES[op["x-kubernetes-action"]]
+
+
+def test_o4_deletes_take_kubes_delete_options(client: TestClient) -> None:
+    doc = client.simulate_get(GV_PATH).json
+    base = "/apis/search.task.example.example.com/v1/namespaces/{namespace}/customtasks"
+    one, collection = doc["paths"][f"{base}/{{name}}"]["delete"], doc["paths"][base]["delete"]
+    for op in (one, collection):
+        assert op["requestBody"]["required"] is False
+        schema = op["requestBody"]["content"]["application/json"]["schema"]
+        assert schema == {
+            "$ref": "#/components/schemas/com.example.example.task.search.v1.DeleteOptions"
+        }
+        assert {"dryRun", "propagationPolicy", "gracePeriodSeconds"} <= {
+            p["name"] for p in op["parameters"]
+        }
+    names = {p["name"] for p in collection["parameters"]}
+    assert {"labelSelector", "fieldSelector", "limit"} <= names
+    assert not names & {"watch", "allowWatchBookmarks"}  # kube's deletecollection takes neither
