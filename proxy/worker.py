@@ -119,7 +119,8 @@ class HeadLimitedRequest(Request):  # type: ignore[misc]
                 scanned = 0
             if line_end < 0:
                 line_end = buf.find(b"\r\n", max(0, scanned - 1))
-            _refuse_bare_lf(buf, scanned, line_end)
+            end = buf.find(b"\r\n\r\n", max(0, scanned - 3))
+            _refuse_bare_lf(buf, scanned, line_end, end + 4 if end >= 0 else len(buf))
             if line_end < 0:
                 pending = len(buf) - (1 if buf.endswith(b"\r") else 0)  # a CR may begin a CRLF
                 if pending + 2 > self.budget:
@@ -127,23 +128,22 @@ class HeadLimitedRequest(Request):  # type: ignore[misc]
                 continue
             if line_end + 2 > self.budget:
                 raise LimitRequestLine(line_end, self.budget)
-            end = buf.find(b"\r\n\r\n", max(0, scanned - 3))
             if end >= 0 and end + 2 <= self.budget:
                 return bytes(buf[:end]), bytes(buf[end + 4 :])
             if end >= 0 or len(buf) - 1 > self.budget:
                 raise LimitRequestHeaders("max buffer headers")
 
 
-def _refuse_bare_lf(buf: bytearray, start: int, line_end: int) -> None:
+def _refuse_bare_lf(buf: bytearray, start: int, line_end: int, stop: int) -> None:
     """RFC 9112 2.2: every line of a head ends with CRLF. A bare LF is refused at once rather
-    than waited on, as gunicorn does."""
-    at = buf.find(b"\n", start)
+    than waited on, as gunicorn does; what follows the head (``stop`` on) is the body's."""
+    at = buf.find(b"\n", start, stop)
     while at >= 0:
         if at == 0 or buf[at - 1] != 0x0D:
             if line_end < 0 or at < line_end:
                 raise InvalidRequestLine("bare LF as line terminator")
             raise InvalidHeader("bare LF as line terminator")
-        at = buf.find(b"\n", at + 1)
+        at = buf.find(b"\n", at + 1, stop)
 
 
 class HeadLimitedConn(TConn):  # type: ignore[misc]

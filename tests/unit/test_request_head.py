@@ -116,6 +116,17 @@ def test_requests_on_one_connection_are_read_one_after_the_other() -> None:
         next(reader)
 
 
+@pytest.mark.parametrize("chunk", [3, 1000])
+def test_line_feeds_of_the_body_read_with_the_head_are_the_bodys(chunk: int) -> None:
+    """A body (YAML, pretty JSON) arrives in the same read as the head: its bare LFs are
+    not the head's."""
+    body = b"metadata:\n  name: x\nspec: {}\n"
+    head = b"POST /a HTTP/1.1\r\nContent-Length: %d\r\nHost: x\r\n\r\n" % len(body)
+    request = next(parser(head + body, chunk=chunk))
+    assert request.method == "POST"
+    assert request.body.read() == body
+
+
 def test_a_head_cut_short_is_no_request() -> None:
     with pytest.raises(NoMoreData):
         read(b"GET / HTTP/1.1\r\nHost: x\r\n")
