@@ -10,6 +10,13 @@ process), which publishes their client CA and answers their SubjectAccessReviews
 one's gets are measured twice per round on the same server, as ``system:masters`` (no review)
 and as an ordinary user whose reviews the server caches, to price authorization.
 
+What the server's guards cost is measured the same way: a server started with the in-flight
+limits off (both 0), and with ``--baseline REV`` the server of an older revision (exported by
+:mod:`bench.baseline`, run from its own Procfile), are filled like the main one, and their
+gets and creates run in the same interleaved rounds as the main server's; the report divides
+the main figures by theirs. With ``--control`` a server identical to the main one is compared
+the same way: its ratios are the noise of the run.
+
 The PostgreSQL phase (:mod:`bench.postgres`) runs the main server's fill, gets, list and
 creates again, by the same code, on a server that differs only by its database: a throwaway
 PostgreSQL on loopback. Its figures are judged against PostgreSQL's own targets and divided
@@ -29,12 +36,12 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import combined, postgres, scenarios, watch
+from bench import baseline, combined, postgres, scenarios, watch
 from bench.report import (
     Figure,
     Goal,
@@ -45,6 +52,7 @@ from bench.report import (
     flagged,
     median_round,
     pairs_line,
+    per_core,
     ratios_table,
     reviews_table,
 )
@@ -52,10 +60,16 @@ from bench.scenarios import LIST_NAMESPACE, SQLITE, Plan, Store
 from bench.serve import CONSTANT_APP, REAL_APP, SAR_USER, Launch, Served
 from bench.watch import Watched, WatchPlan
 from bench.wire import Connection
+from devtools.launch import ROOT
 from proxy.settings import Settings
 
 GEVENT = ("--worker-class", "gevent")
 SAR_RATIO = Goal(0.85, at_least=True)  # gets of a reviewed user against system:masters
+COST_RATIO = Goal(0.95, at_least=True)  # the limiter or a revision's changes: under 5%
+LIMITS_OFF = {
+    "APISERVER_MAX_REQUESTS_INFLIGHT": "0",
+    "APISERVER_MAX_MUTATING_REQUESTS_INFLIGHT": "0",
+}
 WATCH_SPARE_THREADS = 64  # threads beyond the watches: writes, lists, probes
 OTHER_LOAD = 0.25  # cores used by neither server nor clients beyond which figures are suspect
 _STARTED = time.monotonic()
@@ -79,8 +93,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--auth-rounds",
         type=int,
         default=5,
-        help="rounds of the system:masters / reviewed-user pair (at least --rounds): it goes "
-        "on alone after --rounds, as its ratio is a small difference between noisy figures",
+        help="rounds of the main gets and of the gets divided by them (reviewed user, limits "
+        "off, --baseline; at least --rounds): they go on alone after --rounds, as their ratios "
+        "are small differences between noisy figures",
     )
     parser.add_argument("--clients", type=int, default=8, help="client processes")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
@@ -94,6 +109,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         metavar="OPTION",
         help="extra gunicorn option for every server, e.g. --gunicorn-option=--reuse-port",
+    )
+    compare = parser.add_argument_group(
+        "what the guards cost: servers compared with the main one in its own rounds"
+    )
+    compare.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run this git revision's server (exported with git archive) and divide the "
+        "main gets/s and creates/s by its own",
+    )
+    compare.add_argument(
+        "--control",
+        action="store_true",
+        help="also run a server identical to the main one: how far its figures differ from "
+        "the main ones is what this host lets the comparison resolve",
+    )
+    compare.add_argument(
+        "--compare-only",
+        action="store_true",
+        help="run only the main server, the one with in-flight limits off and the --baseline: "
+        "fill, gets, list, creates",
     )
     combined = parser.add_argument_group("combinedtasks phase (its own servers and clusters)")
     combined.add_argument("--no-combined", action="store_true", help="skip the phase")
@@ -123,8 +159,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="APISERVER_THREADS of the watch server (0: enough for every watch on one worker)",
     )
     args = parser.parse_args(argv)
-    if sum((args.watch_only, args.postgres_only, args.combined_only)) > 1:
+    if sum((args.watch_only, args.postgres_only, args.combined_only, args.compare_only)) > 1:
         parser.error("only one --X-only at a time")
+    if args.baseline is not None:
+        if args.watch_only or args.postgres_only or args.combined_only:
+            parser.error("--baseline is measured with the main server: not with another --X-only")
+        try:
+            baseline.resolve(ROOT, args.baseline)
+        except ValueError as ex:
+            parser.error(f"--baseline {args.baseline}: {ex}")
     if (
         (args.no_watch and args.watch_only)
         or (args.no_postgres and args.postgres_only)
@@ -202,41 +245,82 @@ class Contender:
     """Gets/s measured in rounds: on which server, as whom, and how that server is started.
 
     A contender with ``server`` set measures the server of that key (started by it) with its
-    own client certificate ``user``; the others start their own server and act as admin.
-    ``auth`` marks the pair that prices authorization: it runs ``auth_rounds`` rounds.
+    own client certificate ``user``; the others start their own server and act as admin, from
+    the source tree ``root`` (an older revision's, say) with ``env`` over the settings; ``app``
+    None is that tree's Procfile's own. ``paired`` marks the main gets and those divided by
+    them: small differences between noisy figures, they run ``auth_rounds`` rounds.
+
+    A contender that ``writes`` is filled like the main server and has its creates measured in
+    rounds too, its figures' labels ending with ``suffix``; ``versus`` names the ratio of the
+    main server's gets and creates to its own (none if empty).
     """
 
     key: str
     label: str
-    app: str
+    app: str | None
     options: tuple[str, ...] = ()
     goal: Goal | None = None
     cluster: bool = False
     server: str = ""
     user: tuple[str, tuple[str, ...]] | None = None
-    auth: bool = False
+    paired: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+    root: Path = ROOT
+    writes: bool = False
+    suffix: str = ""
+    versus: str = ""
 
     @property
     def server_key(self) -> str:
         return self.server or self.key
 
+    def figure_key(self, scenario: str) -> str:
+        """The key of its figure of ``scenario`` ("fill", "list", "creates"): the main
+        server's is the scenario's name, the others' end like their contender's key."""
+        return scenario + self.key.removeprefix("gets")
 
+
+MAIN = Contender(
+    "gets",
+    "gets/s (system:masters)",
+    REAL_APP,
+    goal=scenarios.GETS,
+    cluster=True,
+    paired=True,
+    writes=True,
+)
+UNLIMITED = Contender(
+    "gets-unlimited",
+    "gets/s (system:masters, in-flight limits off)",
+    REAL_APP,
+    cluster=True,
+    paired=True,
+    env=LIMITS_OFF,
+    writes=True,
+    suffix=" (in-flight limits off)",
+    versus="in-flight limits on / off",
+)
+CONTROL = Contender(
+    "gets-control",
+    "gets/s (system:masters, control)",
+    REAL_APP,
+    cluster=True,
+    paired=True,
+    writes=True,
+    suffix=" (control)",
+    versus="main / an identical server (control)",
+)
+"""A second main server: its ratios are the run's noise, which a cost must exceed to be seen."""
 CONTENDERS = (
-    Contender(
-        "gets",
-        "gets/s (system:masters)",
-        REAL_APP,
-        goal=scenarios.GETS,
-        cluster=True,
-        auth=True,
-    ),
+    MAIN,
+    UNLIMITED,
     Contender(
         "gets-sar",
         f"gets/s ({SAR_USER[0]}, cached SAR)",
         REAL_APP,
         server="gets",
         user=SAR_USER,
-        auth=True,
+        paired=True,
     ),
     Contender("constant", "constant JSON gets/s (gthread)", CONSTANT_APP),
     Contender("constant-gevent", "constant JSON gets/s (gevent)", CONSTANT_APP, GEVENT),
@@ -244,15 +328,43 @@ CONTENDERS = (
 )
 ORDER = (
     "creates",
+    "creates-control",
+    "creates-unlimited",
+    "creates-baseline",
     "fill",
+    "fill-control",
+    "fill-unlimited",
+    "fill-baseline",
     "gets",
+    "gets-control",
+    "gets-unlimited",
+    "gets-baseline",
     "gets-sar",
     "list",
+    "list-control",
+    "list-unlimited",
+    "list-baseline",
     "constant",
     "constant-gevent",
     "gets-gevent",
 )
 GET_PATH = scenarios.object_path(LIST_NAMESPACE, "l")  # the constant app answers it too
+
+
+def baseline_contender(source: Path, commit: str) -> Contender:
+    """The server of an older revision, exported into ``source``: its own Procfile and
+    settings' defaults, this run's environment and cluster, compared like the limits-off one."""
+    return Contender(
+        "gets-baseline",
+        f"gets/s (system:masters, {commit})",
+        None,
+        cluster=True,
+        paired=True,
+        root=source,
+        writes=True,
+        suffix=f" ({commit})",
+        versus=f"work tree / {commit}",
+    )
 
 
 def seed(served: Served) -> None:
@@ -269,8 +381,8 @@ def seed(served: Served) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Measured:
-    """Every figure of a run, every round of the gets, and the reviews the clusters received
-    during the gets rounds."""
+    """Every figure of a run, every round of the gets and creates, and the reviews the clusters
+    received during the gets rounds."""
 
     figures: dict[str, Figure]
     rounds: dict[str, list[Figure]]
@@ -288,20 +400,27 @@ def expected_reviews(contender: Contender, figure: Figure, run: Run) -> int:
     return busy * max(1, math.ceil(round_seconds / run.review_ttl))
 
 
+def rotated(contenders: Sequence[Contender], number: int) -> list[Contender]:
+    """The order of round ``number`` (from 1): each round starts one further along the list,
+    so that every server takes every place in turn and none is always measured first, on a
+    host rested by the pause between rounds, or last."""
+    shift = (number - 1) % max(1, len(contenders))
+    return [*contenders[shift:], *contenders[:shift]]
+
+
 def get_rounds(
     run: Run, contenders: Sequence[Contender], servers: dict[str, Served]
 ) -> tuple[dict[str, list[Figure]], list[Reviews]]:
-    """Every contender's gets, round after round, interleaved (the authorization pair goes
-    on alone for its extra rounds); and the reviews each contender on a server with a
-    cluster caused in each round."""
+    """Every contender's gets, round after round, interleaved (the paired ones go on alone
+    for their extra rounds); and the reviews each contender on a server with a cluster
+    caused in each round."""
     results: dict[str, list[Figure]] = {c.key: [] for c in contenders}
     counts: dict[str, list[int]] = {c.key: [] for c in contenders}
     expected: dict[str, list[int]] = {c.key: [] for c in contenders}
-    total = max([run.plan.rounds, *(run.auth_rounds for c in contenders if c.auth)])
+    total = max([run.plan.rounds, *(run.auth_rounds for c in contenders if c.paired)])
     for number in range(1, total + 1):
-        for c in contenders:
-            if number > run.plan.rounds and not c.auth:
-                continue
+        active = [c for c in contenders if number <= run.plan.rounds or c.paired]
+        for c in rotated(active, number):
             say(f"round {number}/{total}: {c.label}")
             served = servers[c.server_key]
             if c.user is not None:
@@ -319,58 +438,128 @@ def get_rounds(
     return results, reviews
 
 
+def creates_rounds(run: Run, writers: int) -> int:
+    """Rounds of creates: as many as the paired gets when servers are compared by them (a
+    small difference between noisy figures), else ``--rounds``."""
+    return max(run.plan.rounds, run.auth_rounds) if writers > 1 else run.plan.rounds
+
+
+def create_rounds(
+    run: Run, writers: Sequence[Contender], servers: dict[str, Served], store: Store
+) -> dict[str, list[Figure]]:
+    """The writers' creates, round after round, interleaved as the gets are; each round
+    creates names of its own. The main server (the one judged by a gets target) is judged
+    by the store's creates target."""
+    results: dict[str, list[Figure]] = {c.figure_key("creates"): [] for c in writers}
+    total = creates_rounds(run, len(writers))
+    for number in range(1, total + 1):
+        for c in rotated(writers, number):
+            say(f"{store.prefix}creates round {number}/{total}: creates/s{c.suffix}")
+            figure = scenarios.creates(
+                servers[c.key],
+                run.plan,
+                store,
+                suffix=c.suffix,
+                goal=store.creates if c.goal else None,
+                names=f"c{number}",
+            )
+            results[c.figure_key("creates")].append(figure)
+    return results
+
+
 def measure(run: Run, contenders: Sequence[Contender], store: Store) -> Measured:
-    """Start every server on ``store``, then fill, gets in rounds, lists, and creates last."""
+    """Start every server on ``store``, then fill those that write (seed the others), gets
+    in rounds, lists on those that write, and creates last, in rounds."""
     plan = run.plan
+    writers = [c for c in contenders if c.writes]
     with ExitStack() as stack:
         servers = {
             c.key: stack.enter_context(
                 run.launch.serve(
-                    run.root / c.key, c.app, *c.options, cluster=c.cluster, env=store.env
+                    run.root / c.key,
+                    c.app,
+                    *c.options,
+                    cluster=c.cluster,
+                    env={**store.env, **c.env},
+                    root=c.root,
                 )
             )
             for c in contenders
             if not c.server
         }
-        server = servers["gets"]
-        say(f"{store.prefix}servers up; filling {plan.objects:,} customtasks")
-        figures = {"fill": scenarios.fill(server, plan, store)}
-        for c in contenders[1:]:
-            if c.app == REAL_APP and not c.server:
+        say(f"{store.prefix}servers up")
+        figures: dict[str, Figure] = {}
+        for c in writers:
+            say(f"{store.prefix}filling {plan.objects:,} customtasks: {c.key}")
+            figures[c.figure_key("fill")] = scenarios.fill(servers[c.key], plan, store, c.suffix)
+        for c in contenders:
+            if c.app != CONSTANT_APP and not (c.server or c.writes):
                 seed(servers[c.key])
         rounds, reviews = get_rounds(run, contenders, servers)
+        for c in writers:  # on each, so that the compared servers have the same history
+            say(f"{store.prefix}{plan.lists} lists: {c.key}")
+            figures[c.figure_key("list")] = scenarios.lists(
+                servers[c.key], plan, store, c.suffix, judged=c.goal is not None
+            )
+        rounds.update(create_rounds(run, writers, servers, store))
         figures.update({key: median_round(each) for key, each in rounds.items()})
-        say(f"{store.prefix}{plan.lists} lists")
-        figures["list"] = scenarios.lists(server, plan, store)
-        say(f"{store.prefix}creates")
-        figures["creates"] = scenarios.creates(server, plan, store)
         for key, served in servers.items():
             run.log.check(f"{store.prefix}{key}", served)
-    return Measured({key: figures[key] for key in ORDER if key in figures}, rounds, reviews)
+    keys = sorted(figures, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER))
+    return Measured({key: figures[key] for key in keys}, rounds, reviews)
 
 
-def print_report(measured: Measured, run: Run, threads: int) -> None:
+def print_report(
+    measured: Measured, run: Run, contenders: Sequence[Contender], settings: Settings
+) -> None:
     """The tables and the log findings, on stdout."""
-    figures = measured.figures
+    figures, rounds = measured.figures, measured.rounds
     ordered = list(figures.values())
     plan, workers = run.plan, run.launch.workers
     extra = " " + " ".join(run.launch.options) if run.launch.options else ""
+    paired = ", ".join(c.label for c in contenders if c.paired)
+    compared = [c for c in contenders if c.versus]
     print(
         f"\n{plan.clients} client processes x 1 keep-alive mTLS connection, 127.0.0.1; "
         f"{plan.warmup:g} s warm-up + {plan.seconds:g} s per phase; "
         f"gets: median of {plan.rounds} interleaved rounds"
-        f" ({max(plan.rounds, run.auth_rounds)} for system:masters and {SAR_USER[0]})\n"
-        f"gunicorn --config proxy/gunicorn.conf.py{extra}: {workers} workers x {threads} threads "
-        f"(gthread unless noted); host: {os.cpu_count()} cores shared by server and clients\n"
+        f" ({max(plan.rounds, run.auth_rounds)} for {paired}); creates: median of "
+        f"{creates_rounds(run, len(compared) + 1)} rounds, interleaved across the servers "
+        "compared\n"
+        f"gunicorn --config proxy/gunicorn.conf.py{extra}: {workers} workers x "
+        f"{settings.threads} threads (gthread unless noted); host: {os.cpu_count()} cores "
+        "shared by server and clients\n"
         "every real-server phase runs against a fake kube-apiserver (one per server, in the "
         "bench process): it publishes the client CA and answers SubjectAccessReviews, cached "
         f"{run.review_ttl:g} s per worker; system:masters (all phases but one) needs no review, "
         f"{SAR_USER[0]} (O={','.join(SAR_USER[1])}) is reviewed; the constant app has no cluster\n"
+        "in-flight limits of the main server: "
+        f"{settings.max_requests_inflight} read-only, {settings.max_mutating_requests_inflight} "
+        "mutating (0: none); the limits-off server: both 0; "
+        + (
+            "the control: a second server started as the main one (its ratios are this run's "
+            "noise: a smaller cost cannot be told from it); "
+            if CONTROL in compared
+            else ""
+        )
+        + (
+            "the --baseline: that revision's own server and Procfile (exported by git archive) "
+            "in this environment; "
+            if any(c.root != ROOT for c in compared)
+            else ""
+        )
+        + "each compared server is filled and listed as the main one\n"
     )
     print(figures_table(ordered), end="\n\n")
     print(cpu_table(ordered, os.cpu_count() or 1), end="\n\n")
-    print(ratios_table(ratios(figures)))
-    print(pairs_line(measured.rounds["gets-sar"], measured.rounds["gets"]), end="\n\n")
+    print(ratios_table(ratios(measured, contenders)))
+    lines = []
+    if "gets-sar" in rounds:
+        lines.append(pairs_line(rounds["gets-sar"], rounds["gets"]))
+    for c in compared:
+        lines.append(pairs_line(rounds["gets"], rounds[c.key]))
+        lines.append(pairs_line(rounds["creates"], rounds[c.figure_key("creates")]))
+    print("\n".join(lines), end="\n\n")
     print("SubjectAccessReviews received by the fake kube-apiserver during the gets rounds:")
     print(reviews_table(measured.reviews, run.review_ttl), end="\n\n")
     for line in flagged(ordered):
@@ -389,27 +578,46 @@ def print_report(measured: Measured, run: Run, threads: int) -> None:
         print("warning: other work used CPU cores during: " + ", ".join(busy) + "; rerun")
 
 
-def ratios(figures: dict[str, Figure]) -> list[Ratio]:
-    """Authorization's price, the server against the stack's ceiling, and gevent against
-    gthread."""
-    gets, constant, constant_gevent = (
-        figures["gets"].value,
-        figures["constant"].value,
-        figures["constant-gevent"].value,
-    )
-    rows = [
-        Ratio(
-            f"gets: {SAR_USER[0]} (cached SAR) / system:masters, same server",
-            figures["gets-sar"].value,
-            gets,
-            SAR_RATIO,
-        ),
-        Ratio("server gets / constant gets (share of the ceiling)", gets, constant),
-        Ratio("constant gets: gevent / gthread", constant_gevent, constant),
-    ]
+def ratios(measured: Measured, contenders: Sequence[Contender]) -> list[Ratio]:
+    """Authorization's price, the server against the stack's ceiling, gevent against gthread,
+    and what the in-flight limits and a revision's changes cost (those measured): in
+    requests per second, and per second of server CPU (steadier on a busy host)."""
+    figures, rounds = measured.figures, measured.rounds
+    gets = figures["gets"].value
+    rows = []
+    if "gets-sar" in figures:
+        label = f"gets: {SAR_USER[0]} (cached SAR) / system:masters, same server"
+        rows.append(Ratio(label, figures["gets-sar"].value, gets, SAR_RATIO))
+    if "constant" in figures:
+        constant = figures["constant"].value
+        rows.append(Ratio("server gets / constant gets (share of the ceiling)", gets, constant))
+        if "constant-gevent" in figures:
+            gevent = figures["constant-gevent"].value
+            rows.append(Ratio("constant gets: gevent / gthread", gevent, constant))
     if "gets-gevent" in figures:
         rows.append(Ratio("server gets: gevent / gthread", figures["gets-gevent"].value, gets))
     rows.append(Ratio("creates / gets (server)", figures["creates"].value, gets))
+    for c in contenders:
+        if c.versus:
+            goal = None if c is CONTROL else COST_RATIO  # the control measures the noise
+            for scenario in ("gets", "creates"):
+                key = c.figure_key(scenario)
+                rows.append(
+                    Ratio(
+                        f"{scenario}/s: {c.versus}",
+                        figures[scenario].value,
+                        figures[key].value,
+                        goal,
+                    )
+                )
+                rows.append(
+                    Ratio(
+                        f"{scenario} per server CPU second: {c.versus}",
+                        per_core(rounds[scenario]),
+                        per_core(rounds[key]),
+                        goal,
+                    )
+                )
     return rows
 
 
@@ -476,24 +684,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = Plan(args.clients, args.warmup, args.seconds, args.objects, args.lists, args.rounds)
     launch = Launch(args.workers, tuple(args.gunicorn_option))
     log = Log(args.workers)
-    contenders = CONTENDERS[:-1] if args.no_gevent_server else CONTENDERS
+    contenders = [
+        c
+        for c in CONTENDERS
+        if not (args.no_gevent_server and c.key == "gets-gevent")
+        and not (args.compare_only and not c.writes)
+    ]
     settings = Settings.from_env()  # what the servers read too: they inherit the environment
     only = args.watch_only or args.postgres_only or args.combined_only
+    alone = only or args.compare_only  # no phase beyond the main one's
     watching = None
-    if not (args.no_watch or args.postgres_only or args.combined_only):
+    if args.watch_only or not (args.no_watch or alone):
         watching = watch_plan(args, settings)
     with workdir(args.keep) as root:
+        if args.control:
+            contenders.insert(contenders.index(MAIN) + 1, CONTROL)
+        if args.baseline is not None:
+            source = root / "baseline-source"
+            commit = baseline.export(ROOT, args.baseline, source)
+            contenders.insert(contenders.index(UNLIMITED) + 1, baseline_contender(source, commit))
         run = Run(root, plan, launch, log, settings.auth_cache_seconds, args.auth_rounds)
         measured = None if only else measure(run, contenders, SQLITE)
         on_postgres = joined = None
-        if not (args.no_postgres or args.watch_only or args.combined_only):
+        if args.postgres_only or not (args.no_postgres or alone):
             on_postgres = postgres_phase(run)
-        if not (args.no_combined or args.watch_only or args.postgres_only):
+        if args.combined_only or not (args.no_combined or alone):
             joined = combined.run(root, launch, plan.lists, say, log.check)
         watched = None if watching is None else watch_phase(run, watching)
     say("done")
     if measured is not None:
-        print_report(measured, run, settings.threads)
+        print_report(measured, run, contenders, settings)
         print()
     if on_postgres is not None:
         sqlite = measured.figures if measured else None

@@ -94,6 +94,16 @@ def median_round(rounds: Sequence[Figure]) -> Figure:
     )
 
 
+def per_core(rounds: Sequence[Figure]) -> float:
+    """Requests per second of server CPU, the median over rounds (NaN without CPU figures).
+
+    On a shared host the cores a server gets vary with everything else that runs, and its
+    throughput with them; the CPU it spends per request varies far less, so two servers'
+    code paths are compared more steadily by this than by their rates.
+    """
+    return percentile([f.value / f.usage.server for f in rounds if f.usage and f.usage.server], 50)
+
+
 def flagged(figures: Sequence[Figure]) -> list[str]:
     """What a phase's tables are followed by: each figure's errors, and the figures for which
     gunicorn gave one worker most of the connections (so they vary from run to run)."""

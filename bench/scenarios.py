@@ -91,19 +91,31 @@ def object_path(namespace: str, prefix: str, number: int = 0) -> str:
     return f"{COLLECTION.format(namespace)}/{prefix}-{number:0{load.WIDTH}d}"
 
 
-def fill(served: Served, plan: Plan, store: Store) -> Figure:
-    """Create exactly ``plan.objects`` CustomTasks in the list namespace, all clients at once."""
+def fill(served: Served, plan: Plan, store: Store, suffix: str = "") -> Figure:
+    """Create exactly ``plan.objects`` CustomTasks in the list namespace, all clients at once;
+    ``suffix`` ends the label (which server it was, when several are filled)."""
     per_client = plan.objects // plan.clients  # the command line checks it divides evenly
     job = create_job(served.target, LIST_NAMESPACE, "l", count=per_client, seconds=300)
     phase = load.run(served.target, job, plan.clients, served.pid)
-    return _figure(f"{store.prefix}creates/s while filling {plan.objects:,}", phase, None)
+    return _figure(f"{store.prefix}creates/s while filling {plan.objects:,}{suffix}", phase, None)
 
 
-def creates(served: Served, plan: Plan, store: Store) -> Figure:
-    """Time-bounded creates of distinct names in their own namespace."""
-    job = create_job(served.target, CREATE_NAMESPACE, "c", warmup=plan.warmup, seconds=plan.seconds)
+def creates(
+    served: Served,
+    plan: Plan,
+    store: Store,
+    *,
+    suffix: str = "",
+    goal: Goal | None = None,
+    names: str = "c",
+) -> Figure:
+    """Time-bounded creates of distinct names in their own namespace; each round on the same
+    server needs its own ``names`` (the prefix of the names), or it would meet its own."""
+    job = create_job(
+        served.target, CREATE_NAMESPACE, names, warmup=plan.warmup, seconds=plan.seconds
+    )
     phase = load.run(served.target, job, plan.clients, served.pid)
-    return _figure(f"{store.prefix}creates/s", phase, store.creates)
+    return _figure(f"{store.prefix}creates/s{suffix}", phase, goal)
 
 
 def gets(served: Served, plan: Plan, path: str, label: str, goal: Goal | None) -> Figure:
@@ -112,8 +124,11 @@ def gets(served: Served, plan: Plan, path: str, label: str, goal: Goal | None) -
     return _figure(label, load.run(served.target, job, plan.clients, served.pid), goal)
 
 
-def lists(served: Served, plan: Plan, store: Store) -> Figure:
-    """One client, one connection: unpaged JSON lists of the namespace, back to back."""
+def lists(
+    served: Served, plan: Plan, store: Store, suffix: str = "", *, judged: bool = True
+) -> Figure:
+    """One client, one connection: unpaged JSON lists of the namespace, back to back;
+    ``suffix`` ends the label, as for :func:`fill`; only a ``judged`` one has a target."""
     request = served.target.get(COLLECTION.format(LIST_NAMESPACE))
     conn = Connection(served.target)
     try:
@@ -130,10 +145,17 @@ def lists(served: Served, plan: Plan, store: Store) -> Figure:
     failure = f"HTTP {failed[0].status}: {failed[0].body[:300]!r}" if failed else ""
     items = first.body.count(b'"uid":')
     note = f"{plan.lists} sequential lists, {items:,} items, {first.size / 1e6:.1f} MB each"
-    label = f"{store.prefix}list of {plan.objects:,} (median)"
+    label = f"{store.prefix}list of {plan.objects:,} (median){suffix}"
     median = percentile(latencies, 50) * 1000
     return Figure(
-        label, median, "ms", latencies, len(failed), store.list_ms, note=note, failure=failure
+        label,
+        median,
+        "ms",
+        latencies,
+        len(failed),
+        store.list_ms if judged else None,
+        note=note,
+        failure=failure,
     )
 
 

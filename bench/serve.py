@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.wire import Target
 from devtools.certs import new_ca
-from devtools.launch import Pki, argv, run_web
+from devtools.launch import ROOT, Pki, argv, run_web
 from tests.fakes.cluster import FakeCluster
 
 __all__ = [  # argv comes from devtools.launch
@@ -107,15 +107,17 @@ def start_cluster(stack: ExitStack, directory: Path, pki: Pki) -> tuple[FakeClus
 @contextmanager
 def serve(
     directory: Path,
-    app: str,
+    app: str | None,
     *,
     options: Sequence[str] = (),
     workers: int = 2,
     cluster: bool = False,
     env: Mapping[str, str] | None = None,
+    root: Path = ROOT,
 ) -> Iterator[Served]:
     """Run gunicorn with its own PKI and a fresh database under ``directory`` (and its own
-    fake cluster if asked), with ``env`` over the usual settings; SIGTERM after.
+    fake cluster if asked), with ``env`` over the usual settings; SIGTERM after. ``app``
+    None is the Procfile's own; ``root`` the source tree (an older revision's, say).
 
     The store is SQLite unless ``env`` names a database: a database URL in the bench's own
     environment would otherwise make every phase measure that database under SQLite's name.
@@ -130,7 +132,15 @@ def serve(
         if cluster:
             fake, settings["APISERVER_KUBECONFIG"] = start_cluster(stack, directory, pki)
         running = stack.enter_context(
-            run_web(directory, pki=pki, workers=workers, env=settings, app=app, options=options)
+            run_web(
+                directory,
+                pki=pki,
+                workers=workers,
+                env=settings,
+                app=app,
+                options=options,
+                root=root,
+            )
         )
         target = Target("127.0.0.1", running.port, pki.ca_file, cert, key)
         yield Served(target, running.process.pid, running.log_path, pki, fake)
@@ -146,13 +156,20 @@ class Launch:
     def serve(
         self,
         directory: Path,
-        app: str,
+        app: str | None,
         *extra: str,
         cluster: bool = False,
         env: Mapping[str, str] | None = None,
+        root: Path = ROOT,
     ) -> AbstractContextManager[Served]:
         """:func:`serve` with this run's settings plus ``extra`` options and ``env``."""
         options = (*self.options, *extra)
         return serve(
-            directory, app, options=options, workers=self.workers, cluster=cluster, env=env
+            directory,
+            app,
+            options=options,
+            workers=self.workers,
+            cluster=cluster,
+            env=env,
+            root=root,
         )

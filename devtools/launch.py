@@ -32,7 +32,7 @@ from devtools.devenv import kubeconfig
 from devtools.procfile import command
 
 ROOT = Path(__file__).resolve().parents[1]
-"""The repository root: where the Procfile is and where every server runs."""
+"""The repository root: where the Procfile is and where every server runs by default."""
 _ISSUE_LOCK = threading.Lock()
 
 
@@ -107,9 +107,10 @@ def environment(directory: Path, pki: Pki, port: int, workers: int) -> dict[str,
     }
 
 
-def argv(app: str | None = None, options: Sequence[str] = ()) -> list[str]:
-    """The Procfile's ``web`` command, with ``app`` instead of its own and ``options`` added."""
-    *launcher, own = shlex.split(command("web", ROOT / "Procfile"))
+def argv(app: str | None = None, options: Sequence[str] = (), root: Path = ROOT) -> list[str]:
+    """The ``web`` command of ``root``'s Procfile, with ``app`` instead of its own and
+    ``options`` added."""
+    *launcher, own = shlex.split(command("web", root / "Procfile"))
     return [*launcher, *options, app or own]
 
 
@@ -139,19 +140,21 @@ def run_web(
     env: Mapping[str, str] | None = None,
     app: str | None = None,
     options: Sequence[str] = (),
+    root: Path = ROOT,
 ) -> Iterator[Running]:
     """Start :func:`argv` under ``directory`` (its own PKI unless given one) with ``env`` over
     :func:`environment`, logging to ``server.log``; yield it once ready; SIGTERM after, and
-    kill it if it has not exited 30 s later."""
+    kill it if it has not exited 30 s later. ``root`` is the source tree it runs from (the
+    bench runs an older revision beside this one): its Procfile, its working directory."""
     pki = pki or Pki.create(directory / "pki")
     port = free_port()
     settings = {**environment(directory, pki, port, workers), **(env or {})}
-    args = argv(app, options)
+    args = argv(app, options, root)
     args[0] = shutil.which(args[0], path=settings["PATH"]) or args[0]
     log_path = directory / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            args, cwd=ROOT, env=settings, stdout=log, stderr=subprocess.STDOUT
+            args, cwd=root, env=settings, stdout=log, stderr=subprocess.STDOUT
         )
     running = Running(port, pki, process, log_path)
     try:
