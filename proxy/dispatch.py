@@ -11,8 +11,9 @@ from typing import Any
 import falcon
 
 from handlers.api import GROUP, VERSION
-from handlers.api.contract import ApiRequest, Deps, RelayResult, User, WatchResult
+from handlers.api.contract import NO_OPTIONS, ApiRequest, Deps, RelayResult, User, WatchResult
 from handlers.api.errors import method_not_allowed, not_found_path
+from handlers.api.params import write_options
 from handlers.registry import Served, find
 from k8s.upstream import Upstream
 from proxy import decoding, lifecycle, streaming
@@ -70,6 +71,9 @@ class Resources:
             subresource=info.subresource,
             content_type=decoding.media_type(req.content_type),
             authorize=functools.partial(_authorize_also, req.context.authorize, info),
+            options=write_options(req.context.query, info.verb)
+            if info.verb in _WRITES
+            else NO_OPTIONS,
         )
         deps = Deps(self._holder.get(), self._upstream, lifecycle.stopping)
         result = handler(request, deps)

@@ -41,6 +41,9 @@ class Authorize(Protocol):
         """Return when allowed."""
 
 
+NO_OPTIONS = params.WriteOptions()
+
+
 @dataclass(frozen=True, slots=True)
 class ApiRequest:
     """One request in Kubernetes terms."""
@@ -55,6 +58,8 @@ class ApiRequest:
     subresource: str | None = None
     content_type: str = ""
     authorize: Authorize = lambda verb, group=None, resource=None: None
+    options: params.WriteOptions = NO_OPTIONS
+    """A write's dryRun, fieldManager and fieldValidation, parsed and validated once."""
 
     def param(self, key: str, default: str = "") -> str:
         """A query parameter's first value."""

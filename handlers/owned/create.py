@@ -6,7 +6,7 @@ import uuid
 
 import orjson
 
-from handlers.api import objectmeta, params
+from handlers.api import objectmeta
 from handlers.api.contract import ApiRequest, Deps, ObjectResult
 from handlers.api.errors import Cause, bad_request
 from handlers.owned.validation import checked
@@ -43,7 +43,7 @@ def handle(request: ApiRequest, deps: Deps) -> ObjectResult:
     if causes := strategy.validate(obj):
         raise kind.resource.invalid(name, causes)
     strategy.canonicalize(obj)
-    if params.write_options(request.query, request.verb).dry_run:
+    if request.options.dry_run:
         if deps.store.get(kind.plural, namespace, name) is not None:
             raise kind.resource.already_exists(name)
         return ObjectResult(orjson.dumps(obj), 201, warnings)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.api import metavalidation, params, schema
+from handlers.api import metavalidation, schema
 from handlers.api.contract import ApiRequest
 from handlers.api.errors import bad_request
 
@@ -16,7 +16,7 @@ def checked(request: ApiRequest, body: Any) -> tuple[dict[str, Any], tuple[str, 
     kind = request.kind
     if not isinstance(body, dict):
         raise bad_request(f"the request body must be a {kind.kind} object")
-    mode = params.write_options(request.query, request.verb).field_validation or "Warn"
+    mode = request.options.field_validation or "Warn"
     for key, expected in (("apiVersion", kind.api_version), ("kind", kind.kind)):
         given = body.get(key)
         if given and given != expected:

@@ -61,7 +61,7 @@ def replace(
     if causes := strategy.validate_update(obj, old):
         raise kind.resource.invalid(name, causes)
     strategy.canonicalize(obj)
-    if params.write_options(request.query, request.verb).dry_run:
+    if request.options.dry_run:
         return ObjectResult(orjson.dumps(obj), 200, warnings)
     if encode(obj) == encode(old):
         return ObjectResult(current.body, 200, warnings)
