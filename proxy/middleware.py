@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import os
 import time
-import uuid
 from urllib.parse import parse_qs
 
 import falcon
@@ -26,14 +25,14 @@ class RequestLog:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
-        req.context.request_id = uuid.uuid4().hex
+        req.context.request_id = os.urandom(16).hex()  # uuid4().hex's form, at a fifth the cost
         resp.set_header("X-Request-Id", req.context.request_id)
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, succeeded: bool
     ) -> None:
-        info: RequestInfo | None = req.context.get("info")
-        user: User | None = req.context.get("user")
+        info: RequestInfo | None = getattr(req.context, "info", None)
+        user: User | None = getattr(req.context, "user", None)
         line = {
             "ts": time.time(),
             "requestId": req.context.request_id,
@@ -90,17 +89,18 @@ class Gate:
             req.context.release = self._limit.admit(info, user)
         authz.authorize(self._authorizer, user, info)
         req.context.authorize = functools.partial(authz.authorize, self._authorizer, user)
-        deadline: Deadline | None = req.context.get("deadline")
+        deadline: Deadline | None = getattr(req.context, "deadline", None)
         if deadline is not None:
             deadline.check()  # reviews may have waited: no handler starts after the deadline
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, succeeded: bool
     ) -> None:
-        release: Release | None = req.context.get("release")
+        # getattr, not Context.get: these run for every request
+        release: Release | None = getattr(req.context, "release", None)
         if release is not None:
             release()
-        deadline: Deadline | None = req.context.get("deadline")
+        deadline: Deadline | None = getattr(req.context, "deadline", None)
         if deadline is not None and resp.stream is None and deadline.passed():
             _replace_with_timeout(resp)
 

@@ -41,7 +41,7 @@ class Authorize(Protocol):
         """Return when allowed."""
 
 
-NO_OPTIONS = params.WriteOptions()
+NO_OPTIONS = params.NO_OPTIONS
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,8 @@ def validate(meta: Mapping[str, Any], *, namespaced: bool) -> list[Cause]:
     causes: list[Cause] = []
 
     def invalid(field: str, value: Any, problems: list[str]) -> None:
+        if not problems:
+            return
         shown = f'"{value}"' if isinstance(value, str) else str(value)
         causes.extend(
             Cause(field, "FieldValueInvalid", f"Invalid value: {shown}: {p}") for p in problems
@@ -54,7 +56,7 @@ def validate(meta: Mapping[str, Any], *, namespaced: bool) -> list[Cause]:
     annotations = meta.get("annotations") or {}
     for key in annotations:
         invalid("metadata.annotations", key, names.qualified_name(key.lower()))
-    if sum(len(k) + len(v) for k, v in annotations.items()) > MAX_ANNOTATIONS_BYTES:
+    if annotations and sum(len(k) + len(v) for k, v in annotations.items()) > MAX_ANNOTATIONS_BYTES:
         causes.append(
             Cause(
                 "metadata.annotations",
@@ -64,8 +66,10 @@ def validate(meta: Mapping[str, Any], *, namespaced: bool) -> list[Cause]:
         )
     for finalizer in meta.get("finalizers") or ():
         invalid("metadata.finalizers", finalizer, names.qualified_name(finalizer))
-    causes += _owner_references(meta.get("ownerReferences") or [])
-    causes += _managed_fields(meta.get("managedFields") or [])
+    if references := meta.get("ownerReferences"):
+        causes += _owner_references(references)
+    if entries := meta.get("managedFields"):
+        causes += _managed_fields(entries)
     return causes
 
 

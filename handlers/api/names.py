@@ -6,7 +6,9 @@ Every pattern is matched whole (``fullmatch``): a ``$`` would let a trailing new
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 
 _LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _SUBDOMAIN_FMT = rf"{_LABEL_FMT}(\.{_LABEL_FMT})*"
@@ -20,6 +22,31 @@ _LABEL_VALUE = re.compile(_LABEL_VALUE_FMT)
 
 LABEL_MAX = 63
 SUBDOMAIN_MAX = 253
+
+
+REMEMBERED = 4096
+
+
+class _RemembersValid:
+    """A check answering at once for a value it passed before: labels, namespaces and
+    finalizers repeat from object to object, and every write checks them. Only valid values
+    are kept, and kube's limits keep them short (317 characters at most): 4,096 of them take
+    under 2 MB."""
+
+    def __init__(self, check: Callable[[str], list[str]]) -> None:
+        self._check = check
+        self.valid: set[str] = set()
+        functools.update_wrapper(self, check)
+
+    def __call__(self, value: str) -> list[str]:
+        if value in self.valid:
+            return []
+        problems = self._check(value)
+        if not problems:
+            if len(self.valid) >= REMEMBERED:
+                self.valid.clear()
+            self.valid.add(value)
+        return problems
 
 
 def _regex_error(message: str, fmt: str, *examples: str) -> str:
@@ -38,6 +65,7 @@ _QUALIFIED_MSG = (
 )
 
 
+@_RemembersValid
 def dns1123_label(value: str) -> list[str]:
     """A namespace's name (at most 63 lowercase alphanumerics and '-')."""
     problems = [_max_length(LABEL_MAX)] if len(value) > LABEL_MAX else []
@@ -54,6 +82,7 @@ def dns1123_label(value: str) -> list[str]:
     return problems
 
 
+@_RemembersValid
 def dns1123_subdomain(value: str) -> list[str]:
     """An object's name (at most 253 characters, dot-separated labels)."""
     problems = [_max_length(SUBDOMAIN_MAX)] if len(value) > SUBDOMAIN_MAX else []
@@ -69,6 +98,7 @@ def dns1123_subdomain(value: str) -> list[str]:
     return problems
 
 
+@_RemembersValid
 def qualified_name(value: str) -> list[str]:
     """A label or annotation key, or a finalizer: an optional DNS subdomain prefix and '/',
     then a name of at most 63 characters."""
@@ -99,6 +129,7 @@ def qualified_name(value: str) -> list[str]:
     return problems
 
 
+@_RemembersValid
 def label_value(value: str) -> list[str]:
     """Empty, or at most 63 alphanumerics with '-', '_' or '.' inside."""
     problems = [_max_length(LABEL_MAX)] if len(value) > LABEL_MAX else []

@@ -177,9 +177,15 @@ class WriteOptions:
     field_validation: str = ""
 
 
+NO_OPTIONS = WriteOptions()
+_WRITE_KEYS = frozenset({"dryRun", "fieldManager", "fieldValidation"})
+
+
 def write_options(query: Mapping[str, str], verb: str) -> WriteOptions:
     """A write's options, validated as kube's ValidateCreateOptions and its siblings do
     (422 on ``CreateOptions.meta.k8s.io`` and so on)."""
+    if query.keys().isdisjoint(_WRITE_KEYS):
+        return NO_OPTIONS  # most writes name none
     options = WriteOptions(
         dry_run="dryRun" in query,
         field_manager=query.get("fieldManager", ""),
