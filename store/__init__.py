@@ -112,6 +112,22 @@ class Page:
 
 Predicate = Callable[[Row], bool]
 
+LABEL, FIELD = "l", "f"
+"""Where a :class:`Term`'s key is: the object's labels, or its selectable fields."""
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """The part of a selector an index answers: only objects whose label (``source``
+    :data:`LABEL`) or selectable field (:data:`FIELD`) ``key`` holds one of ``values`` can
+    match. A list given one walks that index, in key order, instead of every object; the whole
+    selector (``match``) still has the last word on each row."""
+
+    source: str
+    key: str
+    values: tuple[str, ...]
+
+
 EVENT_TYPES = ("ADDED", "MODIFIED", "DELETED")
 """The change types, indexed by the code the change log stores (its ``type`` column)."""
 ADDED, MODIFIED, DELETED = range(len(EVENT_TYPES))
@@ -228,8 +244,11 @@ class Store(Protocol):
         after: tuple[str, str] | None = None,
         limit: int | None = None,
         match: Predicate | None = None,
+        narrow: Term | None = None,
     ) -> Page:
-        """Objects in key order (namespace, name), as of ``revision`` (latest when None).
+        """Objects in key order (namespace, name), as of ``revision`` (latest when None), that
+        ``match`` selects; ``narrow``, a term every match satisfies, lets the store read only
+        the objects that satisfy it (at the latest revision: an older state is filtered).
 
         Raises :class:`Expired` when ``revision`` is older than the compacted log."""
         ...

@@ -29,8 +29,18 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
-from store import AlreadyExists, Conflict, NotFound, Page, Predicate, Row, paginate, stored_row
-from store.sql import Query, SQLStore, Statements, columns, read_at, rows_of
+from store import (
+    AlreadyExists,
+    Conflict,
+    NotFound,
+    Page,
+    Predicate,
+    Row,
+    Term,
+    paginate,
+    stored_row,
+)
+from store.sql import Query, SQLStore, Statements, columns, merged, read_at
 
 Connection = psycopg.Connection[TupleRow]
 
@@ -60,6 +70,47 @@ CREATE TABLE IF NOT EXISTS log (
     old_value bytea, old_labels bytea, old_fields bytea
 );
 CREATE INDEX IF NOT EXISTS log_res_rev ON log (res, rev);
+-- historical pages walk the log in key order beside the objects (store.sql._page)
+CREATE INDEX IF NOT EXISTS log_key ON log (res, ns, name, rev);
+-- each current object's labels and selectable fields (store.Term), kept by every write
+CREATE TABLE IF NOT EXISTS terms (
+    res text COLLATE "C" NOT NULL, source text COLLATE "C" NOT NULL,
+    key text COLLATE "C" NOT NULL, value text COLLATE "C" NOT NULL,
+    ns text COLLATE "C" NOT NULL, name text COLLATE "C" NOT NULL,
+    PRIMARY KEY (res, source, key, value, ns, name)
+);
+INSERT INTO meta (k, v) VALUES ('terms', 0) ON CONFLICT DO NOTHING;
+
+-- The terms of one object's labels and fields columns (JSON objects of strings).
+CREATE OR REPLACE FUNCTION kv_terms(p_labels bytea, p_fields bytea)
+RETURNS TABLE (source text, key text, value text) LANGUAGE sql IMMUTABLE AS $$
+    SELECT 'l', l.key, l.value FROM jsonb_each_text(convert_from(p_labels, 'UTF8')::jsonb) l
+    UNION ALL
+    SELECT 'f', f.key, f.value FROM jsonb_each_text(convert_from(p_fields, 'UTF8')::jsonb) f
+$$;
+
+CREATE OR REPLACE FUNCTION kv_index(
+    p_res text, p_ns text, p_name text,
+    p_labels bytea, p_fields bytea, p_old_labels bytea, p_old_fields bytea
+) RETURNS void LANGUAGE sql AS $$
+    DELETE FROM terms t USING kv_terms(p_old_labels, p_old_fields) o
+    WHERE p_old_labels IS NOT NULL AND t.res = p_res AND t.source = o.source
+      AND t.key = o.key AND t.value = o.value AND t.ns = p_ns AND t.name = p_name;
+    INSERT INTO terms (res, source, key, value, ns, name)
+    SELECT p_res, n.source, n.key, n.value, p_ns, p_name FROM kv_terms(p_labels, p_fields) n
+    WHERE p_labels IS NOT NULL;
+$$;
+
+-- Objects stored before the terms index existed get their terms once (kv_schema_upgrade).
+CREATE OR REPLACE FUNCTION kv_schema_upgrade() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT v FROM meta WHERE k = 'terms') = 0 THEN
+        INSERT INTO terms (res, source, key, value, ns, name)
+        SELECT o.res, t.source, t.key, t.value, o.ns, o.name
+        FROM objects o, kv_terms(o.labels, o.fields) t ON CONFLICT DO NOTHING;
+        UPDATE meta SET v = 1 WHERE k = 'terms';
+    END IF;
+END $$;
 
 -- The functions write the log's type as literals: 0, 1, 2 are store.ADDED, MODIFIED, DELETED.
 
@@ -79,6 +130,7 @@ BEGIN
     INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields)
     VALUES (r, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name,
             0 /* ADDED */, 0, p_value, p_labels, p_fields);
+    PERFORM kv_index(p_res, p_ns, p_name, p_labels, p_fields, NULL, NULL);
     RETURN r;
 END $$;
 
@@ -104,6 +156,7 @@ BEGIN
     VALUES (r, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name,
             1 /* MODIFIED */, p_expected,
             p_value, p_labels, p_fields, old.value, old.labels, old.fields);
+    PERFORM kv_index(p_res, p_ns, p_name, p_labels, p_fields, old.labels, old.fields);
     RETURN r;
 END $$;
 
@@ -126,6 +179,7 @@ BEGIN
     VALUES (r_rev, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name,
             2 /* DELETED */, p_expected,
             old.value, old.labels, old.fields, old.value, old.labels, old.fields);
+    PERFORM kv_index(p_res, p_ns, p_name, NULL, NULL, old.labels, old.fields);
     r_value := old.value;
     r_labels := old.labels;
     r_fields := old.fields;
@@ -249,6 +303,7 @@ class PostgresStore(SQLStore):
         after: tuple[str, str] | None = None,
         limit: int | None = None,
         match: Predicate | None = None,
+        narrow: Term | None = None,
     ) -> Page:
         """Objects in (namespace, name) order as of ``revision``; see :class:`store.Store`.
 
@@ -259,11 +314,11 @@ class PostgresStore(SQLStore):
 
         def read(cursor: tuple[str, str], fetch: int | None) -> builtins.list[Row]:
             nonlocal at
-            meta, found = self._snapshot(
-                (_SQL.meta, ()), _SQL.page(resource, namespace, at, cursor, fetch)
+            meta, *found = self._snapshot(
+                (_SQL.meta, ()), *_SQL.page(resource, namespace, at, cursor, fetch, narrow)
             )
             at, _ = read_at(meta, at)
-            return rows_of(found)
+            return merged(found, fetch)
 
         rows, resume = paginate(read, after, limit, match)
         assert at is not None
@@ -331,3 +386,4 @@ def _install_schema(conn: Connection) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         conn.execute(_SCHEMA)
+        conn.execute("SELECT kv_schema_upgrade()")

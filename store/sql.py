@@ -7,12 +7,13 @@ ready string and lists its parameters. :class:`SQLStore` is the base of
 :class:`store.sqlite.SQLiteStore` and :class:`store.postgres.PostgresStore`: it implements
 ``revision``, ``get`` and ``changes`` on two primitives each engine provides (one statement,
 several statements on one snapshot). Also here: the columns an object is stored as
-(:func:`columns`), result rows to :class:`store.Row` (:func:`rows_of`), and the counters of
+(:func:`columns`), page results to :class:`store.Row` (:func:`merged`), and the counters of
 the ``meta`` table (:func:`counters`, :func:`read_at`).
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,7 +21,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from store import Change, Expired, Row, encode, logged_change, stored_row
+from store import Change, Expired, Row, Term, encode, logged_change, stored_row
 
 Query = tuple[str, Sequence[Any]]
 
@@ -28,21 +29,43 @@ _GET = "SELECT rev, value, labels, fields FROM objects WHERE res = ? AND ns = ? 
 _REVISION = "SELECT v FROM meta WHERE k = 'rev'"
 _META = "SELECT k, v FROM meta"
 _ROW = "ns, name, rev, value, labels, fields"  # in the order stored_row takes them
+_ROW_OF_O = ", ".join(f"o.{column}" for column in _ROW.split(", "))
 
 
-def _page(historical: bool, scope: str, limit: str) -> str:
-    """A keyset page of the current objects, or (``historical``) of the state at revision
-    ``at``: the current objects not changed since, plus, for keys changed after ``at``, the
-    value their first later change replaced (the log keeps it)."""
-    objects = f"SELECT {_ROW} FROM objects WHERE res = ? {scope} "
-    if not historical:
-        return f"{objects}AND (ns, name) > (?, ?) ORDER BY ns, name {limit}"
-    return (
-        f"{objects}AND rev <= ? AND (ns, name) > (?, ?) "
-        "UNION ALL "
+def _pages(scoped: bool, limit: str) -> tuple[str, str, str]:
+    """The statements of a keyset page: of the current objects; and, for the state at an older
+    revision ``at``, of the current objects not changed since, and of the log's entries for
+    keys changed after ``at``, each with the value its first later change replaced.
+
+    Each walks its index in key order and its LIMIT stops it, so a page costs what it returns,
+    not what follows it; the two halves of an older state are merged in Python (PostgreSQL
+    plans a UNION of them as a sort of everything after the cursor). Within a namespace the
+    key is the name alone: ``(ns, name) > (?, ?)`` beside ``ns = ?`` makes SQLite sort the
+    rest of the namespace."""
+    after = "ns = ? AND name > ?" if scoped else "(ns, name) > (?, ?)"
+    order = f"ORDER BY ns, name {limit}"
+    objects = f"SELECT {_ROW} FROM objects WHERE res = ? AND {after}"
+    log = (
         "SELECT ns, name, prev_rev, old_value, old_labels, old_fields FROM log "
-        f"WHERE rev > ? AND res = ? {scope} AND prev_rev > 0 AND prev_rev <= ? "
-        f"AND (ns, name) > (?, ?) ORDER BY ns, name {limit}"
+        f"WHERE res = ? AND {after} AND rev > ? AND prev_rev > 0 AND prev_rev <= ?"
+    )
+    return f"{objects} {order}", f"{objects} AND rev <= ? {order}", f"{log} {order}"
+
+
+def _narrowed_page(scoped: bool, limit: str, values: int, historical: bool) -> str:
+    """:func:`_pages`' objects statement, reading only objects holding a term
+    (:class:`store.Term`) with one of ``values`` values: the terms index walked in key order
+    for one value (LIMIT stops it); for several, their entries are sorted, which costs what
+    matches, not what is stored. The index holds current terms, which are also those of the
+    objects unchanged since an older revision (``historical``: ``o.rev <= ?``)."""
+    after = "t.ns = ? AND t.name > ?" if scoped else "(t.ns, t.name) > (?, ?)"
+    value = "t.value = ?" if values == 1 else f"t.value IN ({', '.join('?' * values)})"
+    unchanged = "AND o.rev <= ? " if historical else ""
+    return (
+        f"SELECT {_ROW_OF_O} FROM terms t JOIN objects o "
+        "ON o.res = t.res AND o.ns = t.ns AND o.name = t.name "
+        f"WHERE t.res = ? AND t.source = ? AND t.key = ? AND {value} AND {after} {unchanged}"
+        f"ORDER BY t.ns, t.name {limit}"
     )
 
 
@@ -61,24 +84,25 @@ class Statements:
     revision; ``meta`` the counters (for :func:`counters`); :meth:`page` and :meth:`changes`
     pick the variant their arguments need."""
 
-    __slots__ = ("_changes", "_pages", "get", "meta", "revision")
+    __slots__ = ("_changes", "_pages", "_placeholder", "get", "meta", "revision")
 
     def __init__(self, placeholder: str) -> None:
-        def bind(text: str) -> str:
-            return text.replace("?", placeholder)
+        self._placeholder = placeholder
+        bind = self._bind
 
         self.get = bind(_GET)
         self.revision = _REVISION
         self.meta = _META
         self._pages = {
-            (historical, scoped, limited): bind(
-                _page(historical, "AND ns = ?" if scoped else "", "LIMIT ?" if limited else "")
-            )
-            for historical, scoped, limited in itertools.product((False, True), repeat=3)
+            (scoped, limited): tuple(map(bind, _pages(scoped, "LIMIT ?" if limited else "")))
+            for scoped, limited in itertools.product((False, True), repeat=2)
         }
         self._changes = {
             scoped: bind(_changes("AND res = ?" if scoped else "")) for scoped in (False, True)
         }
+
+    def _bind(self, text: str) -> str:
+        return text.replace("?", self._placeholder)
 
     def page(
         self,
@@ -87,21 +111,45 @@ class Statements:
         at: int | None,
         cursor: tuple[str, str],
         limit: int | None,
-    ) -> Query:
-        """One keyset page after ``cursor`` (``limit`` rows, all when None) of the current
-        objects (``at`` None) or of the state at revision ``at``; rows for :func:`rows_of`."""
-        scope = () if namespace is None else (namespace,)
+        narrow: Term | None = None,
+    ) -> tuple[Query, ...]:
+        """The statements of one keyset page after ``cursor`` (``limit`` rows, all when None)
+        of the current objects (``at`` None) or of the state at revision ``at``, for
+        :func:`merged`. ``narrow`` reads only the objects holding that term (and, for an
+        older state, the log's entries, which the caller's filter then sorts out)."""
+        key = cursor if namespace is None else (namespace, _name_after(namespace, cursor))
         tail = () if limit is None else (limit,)
-        query = self._pages[at is not None, namespace is not None, limit is not None]
+        current, objects, log = self._pages[namespace is not None, limit is not None]
+        unchanged: tuple[Any, ...] = () if at is None else (at,)
+        if narrow is None:
+            first = (current if at is None else objects, (resource, *key, *unchanged, *tail))
+        else:
+            query = _narrowed_page(
+                namespace is not None,
+                "LIMIT ?" if limit is not None else "",
+                len(narrow.values),
+                historical=at is not None,
+            )
+            term = (narrow.source, narrow.key, *narrow.values)
+            first = (self._bind(query), (resource, *term, *key, *unchanged, *tail))
         if at is None:
-            return query, (resource, *scope, *cursor, *tail)
-        return query, (resource, *scope, at, *cursor, at, resource, *scope, at, *cursor, *tail)
+            return (first,)
+        return first, (log, (resource, *key, at, at, *tail))
 
     def changes(self, after: int, resource: str | None, limit: int) -> Query:
         """Up to ``limit`` log entries after revision ``after``, of one resource or all."""
         if resource is None:
             return self._changes[False], (after, limit)
         return self._changes[True], (after, resource, limit)
+
+
+def _name_after(namespace: str, cursor: tuple[str, str]) -> str:
+    """The name a page of ``namespace`` starts after: the cursor's, or "" (before every name)
+    when the cursor comes before the namespace (a first page starts after ("", ""))."""
+    cursor_namespace, name = cursor
+    if cursor_namespace > namespace:
+        return "\U0010ffff"  # after every name: the namespace is done
+    return name if cursor_namespace == namespace else ""
 
 
 class SQLStore(ABC):
@@ -151,9 +199,15 @@ def columns(obj: Mapping[str, Any], fields: Mapping[str, str]) -> tuple[bytes, b
     return encode(obj), orjson.dumps(labels), orjson.dumps(dict(fields))
 
 
-def rows_of(found: Iterable[Sequence[Any]]) -> list[Row]:
-    """The Rows of a :meth:`Statements.page` result."""
-    return list(itertools.starmap(stored_row, found))
+def merged(results: Sequence[Iterable[Sequence[Any]]], limit: int | None) -> list[Row]:
+    """The first ``limit`` Rows (all when None) of the results of :meth:`Statements.page`,
+    each in key order, merged in key order."""
+    rows = results[0] if len(results) == 1 else heapq.merge(*results, key=_key)
+    return list(itertools.starmap(stored_row, itertools.islice(rows, limit)))
+
+
+def _key(row: Sequence[Any]) -> tuple[str, str]:
+    return row[0], row[1]
 
 
 def counters(meta: Iterable[tuple[Any, ...]]) -> tuple[int, int]:

@@ -21,9 +21,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
+
 from store import (
     ADDED,
     DELETED,
+    FIELD,
+    LABEL,
     MODIFIED,
     AlreadyExists,
     Conflict,
@@ -31,10 +35,11 @@ from store import (
     Page,
     Predicate,
     Row,
+    Term,
     paginate,
     stored_row,
 )
-from store.sql import Query, SQLStore, Statements, columns, counters, read_at, rows_of
+from store.sql import Query, SQLStore, Statements, columns, counters, merged, read_at
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
@@ -52,7 +57,23 @@ CREATE TABLE IF NOT EXISTS log (
     value BLOB, labels BLOB, fields BLOB,
     old_value BLOB, old_labels BLOB, old_fields BLOB
 );
+-- historical pages walk the log in key order beside the objects (store.sql._page)
+CREATE INDEX IF NOT EXISTS log_key ON log (res, ns, name, rev);
+-- each current object's labels and selectable fields (store.Term), kept with every write
+CREATE TABLE IF NOT EXISTS terms (
+    res TEXT NOT NULL, source TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    ns TEXT NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (res, source, key, value, ns, name)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (k, v) VALUES ('terms', 0);
 """
+_TERMS_OF_OBJECTS = """
+INSERT OR IGNORE INTO terms (res, source, key, value, ns, name)
+SELECT o.res, 'l', j.key, j.value, o.ns, o.name FROM objects o, json_each(CAST(o.labels AS TEXT)) j
+UNION ALL
+SELECT o.res, 'f', j.key, j.value, o.ns, o.name FROM objects o, json_each(CAST(o.fields AS TEXT)) j
+"""
+"""The terms of objects stored before the terms index existed, built once when opened."""
 
 _SQL = Statements("?")
 _MMAP_BYTES = 1 << 30
@@ -74,7 +95,11 @@ class SQLiteStore(SQLStore):
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
             with self._transaction(conn):
-                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
+                if not conn.execute("SELECT v FROM meta WHERE k = 'terms'").fetchone()[0]:
+                    conn.execute(_TERMS_OF_OBJECTS)
+                    conn.execute("UPDATE meta SET v = 1 WHERE k = 'terms'")
+                conn.execute("COMMIT")
 
     # connections and transactions
 
@@ -150,14 +175,19 @@ class SQLiteStore(SQLStore):
         after: tuple[str, str] | None = None,
         limit: int | None = None,
         match: Predicate | None = None,
+        narrow: Term | None = None,
     ) -> Page:
         """Objects in (namespace, name) order as of ``revision``; see :class:`store.Store`."""
         with self._read() as conn:
             at, current = read_at(conn.execute(_SQL.meta), revision)
             state = None if at >= current else at  # None: the current objects
             rows, resume = paginate(
-                lambda cursor, n: rows_of(
-                    conn.execute(*_SQL.page(resource, namespace, state, cursor, n))
+                lambda cursor, n: merged(
+                    [
+                        conn.execute(*query).fetchall()
+                        for query in _SQL.page(resource, namespace, state, cursor, n, narrow)
+                    ],
+                    n,
                 ),
                 after,
                 limit,
@@ -187,6 +217,7 @@ class SQLiteStore(SQLStore):
                 _append(
                     conn, rev, resource, namespace, name, ADDED, 0, (value, labels, field_values)
                 )
+                _index(conn, resource, namespace, name, (labels, field_values))
         except sqlite3.IntegrityError as ex:
             raise AlreadyExists(name) from ex
         return stored_row(namespace, name, rev, value, labels, field_values)
@@ -220,6 +251,7 @@ class SQLiteStore(SQLStore):
                 (value, labels, field_values),
                 old,
             )
+            _index(conn, resource, namespace, name, (labels, field_values), old[1:])
         return stored_row(namespace, name, rev, value, labels, field_values)
 
     def delete(self, resource: str, namespace: str, name: str, expected_revision: int) -> Row:
@@ -231,6 +263,7 @@ class SQLiteStore(SQLStore):
                 (resource, namespace, name),
             )
             _append(conn, rev, resource, namespace, name, DELETED, expected_revision, old, old)
+            _index(conn, resource, namespace, name, None, old[1:])
         return stored_row(namespace, name, rev, *old)
 
     def compact(self, *, min_age_seconds: float, min_revisions: int) -> int:
@@ -285,3 +318,31 @@ def _append(
         "old_value, old_labels, old_fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (rev, time.time(), resource, namespace, name, kind, prev_rev, *new, *old),
     )
+
+
+def _index(
+    conn: sqlite3.Connection,
+    resource: str,
+    namespace: str,
+    name: str,
+    new: tuple[bytes, bytes] | None,
+    old: tuple[bytes, bytes] | None = None,
+) -> None:
+    """Keep the terms index (labels and fields JSON, before and after) in step with a write."""
+    if old is not None:
+        conn.executemany(
+            "DELETE FROM terms WHERE res = ? AND source = ? AND key = ? AND value = ? "
+            "AND ns = ? AND name = ?",
+            [(resource, *term, namespace, name) for term in _terms(*old)],
+        )
+    if new is not None:
+        conn.executemany(
+            "INSERT INTO terms (res, source, key, value, ns, name) VALUES (?, ?, ?, ?, ?, ?)",
+            [(resource, *term, namespace, name) for term in _terms(*new)],
+        )
+
+
+def _terms(labels: bytes, fields: bytes) -> list[tuple[str, str, str]]:
+    return [(LABEL, k, v) for k, v in orjson.loads(labels).items()] + [
+        (FIELD, k, v) for k, v in orjson.loads(fields).items()
+    ]

@@ -10,7 +10,7 @@ import orjson
 from handlers.api.contract import ApiRequest, Deps, ListResult
 from handlers.api.errors import bad_request, expired, too_large_resource_version
 from handlers.api.params import EXACT, list_options, resource_version
-from handlers.owned.selection import matcher
+from handlers.owned.selection import matcher, narrowing
 from store import Expired
 
 PAGE_CAP = 2**31  # a page beyond any store; the store's LIMIT (an int64) asks one more
@@ -50,7 +50,13 @@ def handle(request: ApiRequest, deps: Deps) -> ListResult:
 
     try:
         page = deps.store.list(
-            kind.plural, request.namespace, revision=revision, after=after, limit=limit, match=match
+            kind.plural,
+            request.namespace,
+            revision=revision,
+            after=after,
+            limit=limit,
+            match=match,
+            narrow=narrowing(request) if match else None,
         )
     except Expired:
         if token and after is not None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from store import AlreadyExists, Conflict, Expired, NotFound, Store
+from store import FIELD, LABEL, AlreadyExists, Conflict, Expired, NotFound, Store, Term
 
 
 def obj(name: str, **labels: str) -> dict[str, object]:
@@ -140,6 +140,85 @@ def list_at_an_old_revision_rebuilds_that_state(store: Store) -> None:
     assert ([r.name for r in rest.rows], rest.resume_after) == (["c"], None)
     between = store.list("r", "ns", revision=5)  # after the delete, before the recreate
     assert [(r.name, r.revision) for r in between.rows] == [("a", 4), ("c", 3)]
+
+
+def paging_under_writes_returns_each_object_once_as_it_was(store: Store) -> None:
+    """Pages of 7, cluster-wide and in one namespace, read at the first page's revision while
+    every page is followed by an update, a delete and a create: each object of that revision
+    comes exactly once, in its state then, and nothing written later."""
+    store.create("other", "b", "o0000", obj("o0000"), {})
+    for resource, namespace in (("r", None), ("s", "b")):
+        names = [(ns, f"o{n:04d}") for ns in ("a", "b", "c") for n in range(700)]
+        for ns, name in names:
+            store.create(resource, ns, name, obj(name), {})
+        expected = [key for key in names if namespace in (None, key[0])]
+        at = store.revision()
+        seen: list[tuple[str, str, int]] = []
+        after = None
+        while True:
+            page = store.list(
+                resource, namespace, revision=at if seen else None, after=after, limit=7
+            )
+            assert page.revision == at and len(page.rows) <= 7
+            seen += [(r.namespace, r.name, r.revision) for r in page.rows]
+            assert all(r.labels() == {} for r in page.rows)  # as at ``at``, not as updated
+            if page.resume_after is None:
+                break
+            after = page.resume_after
+            if (listed := store.get(resource, *after)) is not None:
+                store.update(resource, *after, listed.revision, obj("x", updated="yes"), {})
+            last = store.get(resource, *expected[-1 - len(seen) // 7])
+            if last is not None and (last.namespace, last.name) > after:
+                store.delete(resource, last.namespace, last.name, last.revision)
+            store.create(resource, after[0], after[1] + "-new", obj("new"), {})
+        assert [(ns, name) for ns, name, _ in seen] == expected
+        assert all(rev <= at for _, _, rev in seen)
+
+
+def narrowed_lists_follow_every_write(store: Store) -> None:
+    """A list narrowed by a term reads the objects holding it, as writes leave them: labels
+    and fields added, changed and removed by updates, objects deleted and created again."""
+
+    def labelled(n: int) -> tuple[dict[str, object], dict[str, str]]:
+        tag = "needle" if n % 100 == 7 else f"hay{n % 3}"
+        return obj(f"o{n:04d}", tag=tag), {"spec.priority": str(n % 5)}
+
+    for n in range(1500):
+        store.create("r", "ab"[n % 2], f"o{n:04d}", *labelled(n))
+    store.create("other", "a", "x", obj("x", tag="needle"), {})
+
+    def names(namespace: str | None, term: Term, limit: int | None = None) -> list[str]:
+        found, after = [], None
+        while True:
+            page = store.list("r", namespace, after=after, limit=limit, narrow=term)
+            found += [r.name for r in page.rows]
+            if page.resume_after is None:
+                return found
+            after = page.resume_after
+
+    needle = Term(LABEL, "tag", ("needle",))
+    expected = [f"o{n:04d}" for n in range(1500) if n % 100 == 7]
+    assert names(None, needle) == [n for ns in "ab" for n in expected if "ab"[int(n[1:]) % 2] == ns]
+    assert names("b", needle, limit=2) == [n for n in expected if int(n[1:]) % 2]
+    hay = Term(LABEL, "tag", ("hay0", "hay2"))
+    assert sorted(names("a", hay, limit=7)) == [
+        f"o{n:04d}" for n in range(0, 1500, 2) if n % 100 != 7 and n % 3 in (0, 2)
+    ]
+    assert len(names(None, Term(FIELD, "spec.priority", ("3",)), limit=50)) == 300
+
+    first = store.get("r", "b", "o0007")
+    assert first is not None
+    store.update(
+        "r", "b", "o0007", first.revision, obj("o0007", tag="hay1"), {"spec.priority": "9"}
+    )
+    second = store.get("r", "b", "o0107")
+    assert second is not None
+    store.delete("r", "b", "o0107", second.revision)
+    store.create("r", "a", "z", obj("z", tag="needle", more="x"), {"spec.priority": "9"})
+    assert names("b", needle) == [n for n in expected if int(n[1:]) % 2][2:]
+    assert names("a", Term(LABEL, "more", ("x",))) == ["z"]
+    assert names(None, Term(FIELD, "spec.priority", ("9",))) == ["z", "o0007"]  # a, then b
+    assert names(None, Term(LABEL, "tag", ("absent",))) == []
 
 
 def compaction_expires_old_revisions_only(store: Store) -> None:

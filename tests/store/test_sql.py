@@ -6,19 +6,23 @@ import itertools
 
 import orjson
 
-from store import ADDED, DELETED, EVENT_TYPES, MODIFIED, stored_row
+from store import ADDED, DELETED, EVENT_TYPES, FIELD, LABEL, MODIFIED, Term, stored_row
 from store.sql import Statements
 
 
 def test_statements_differ_only_in_placeholders() -> None:
     sqlite, postgres = Statements("?"), Statements("%s")
     assert postgres.get == sqlite.get.replace("?", "%s") and "%" not in sqlite.get
-    for namespace, at, limit in itertools.product([None, "ns"], [None, 7], [None, 3]):
-        query, params = sqlite.page("r", namespace, at, ("a", "b"), limit)
-        assert query.count("?") == len(params)
-        assert postgres.page("r", namespace, at, ("a", "b"), limit) == (
-            query.replace("?", "%s"),
-            params,
+    narrows = [None, Term(LABEL, "k", ("v",)), Term(FIELD, "f", ("1", "2"))]
+    for namespace, at, limit, narrow in itertools.product(
+        [None, "ns"], [None, 7], [None, 3], narrows
+    ):
+        statements = sqlite.page("r", namespace, at, ("a", "b"), limit, narrow)
+        assert len(statements) == (1 if at is None else 2)
+        for query, params in statements:
+            assert query.count("?") == len(params)
+        assert postgres.page("r", namespace, at, ("a", "b"), limit, narrow) == tuple(
+            (query.replace("?", "%s"), params) for query, params in statements
         )
     for resource in (None, "r"):
         query, params = sqlite.changes(4, resource, 10)

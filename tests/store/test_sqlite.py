@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from store import FIELD, LABEL, Term
+from store.sql import Statements
 from store.sqlite import SQLiteStore
 from tests.store import contract
 from tests.store.contract import obj
@@ -21,6 +23,8 @@ CHECKS = [
     contract.list_is_in_byte_order_and_scoped,
     contract.list_filters_across_batches,
     contract.list_at_an_old_revision_rebuilds_that_state,
+    contract.paging_under_writes_returns_each_object_once_as_it_was,
+    contract.narrowed_lists_follow_every_write,
     contract.compaction_expires_old_revisions_only,
 ]
 
@@ -32,6 +36,50 @@ def test_store_contract(check: Callable[[SQLiteStore], None], tmp_path: Path) ->
 
 def test_data_survives_reopening(tmp_path: Path) -> None:
     contract.data_survives_reopening(lambda: SQLiteStore(str(tmp_path / "s.db")))
+
+
+@pytest.mark.parametrize("namespace", [None, "ns"], ids=["cluster-wide", "namespaced"])
+@pytest.mark.parametrize("at", [None, 5], ids=["current", "historical"])
+@pytest.mark.parametrize(
+    "narrow",
+    [None, Term(LABEL, "tag", ("needle",)), Term(FIELD, "spec.priority", ("1",))],
+    ids=["all", "label", "field"],
+)
+def test_a_page_walks_the_indexes_in_key_order_and_sorts_nothing(
+    tmp_path: Path, namespace: str | None, at: int | None, narrow: Term | None
+) -> None:
+    """A page must cost what it returns: each statement searches its table through an index
+    in key order, with no temporary sort of what follows the cursor, so LIMIT stops the walk
+    (the objects, or the terms index then each object by key; the log for an older state)."""
+    path = tmp_path / "s.db"
+    SQLiteStore(str(path)).close()
+    statements = Statements("?").page("r", namespace, at, ("ns", "o0500"), 500, narrow)
+    with sqlite3.connect(path) as conn:
+        for query, params in statements:
+            plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", params)]
+            assert not [s for s in plan if "TEMP B-TREE" in s or s.startswith("SCAN")], plan
+            assert all(s.startswith("SEARCH") for s in plan), plan
+    plans = " ".join(
+        row[3]
+        for query, params in statements
+        for row in sqlite3.connect(path).execute(f"EXPLAIN QUERY PLAN {query}", params)
+    )
+    assert ("SEARCH t USING PRIMARY KEY" in plans) == (narrow is not None), plans
+    assert ("SEARCH log USING INDEX log_key" in plans) == (at is not None), plans
+
+
+def test_a_term_that_names_several_values_sorts_only_its_matches(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    SQLiteStore(str(path)).close()
+    ((query, params),) = Statements("?").page(
+        "r", "ns", None, ("ns", ""), 500, Term(LABEL, "tag", ("a", "b"))
+    )
+    with sqlite3.connect(path) as conn:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", params)]
+    assert plan[0].startswith(
+        "SEARCH t USING PRIMARY KEY (res=? AND source=? AND key=? AND value=?"
+    )
+    assert "USE TEMP B-TREE FOR RIGHT PART OF ORDER BY" in plan  # of the matches only
 
 
 def test_log_rows_carry_type_and_previous_revision(tmp_path: Path) -> None:
