@@ -10,7 +10,8 @@ import orjson
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"ts", "level", "logger", "pid", "message"}`` and ``error`` with a traceback."""
+    """``{"ts", "level", "logger", "pid", "message"}``, ``error`` with a traceback, and the
+    figures a record carries as ``extra={"fields": {...}}`` (for a log pipeline to chart)."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -20,6 +21,7 @@ class JsonFormatter(logging.Formatter):
             "pid": record.process,
             "message": record.getMessage(),
         }
+        line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return orjson.dumps(line).decode()

@@ -19,13 +19,29 @@ paging (:func:`paginate`) and log rows to changes (:func:`logged_change`). The e
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
 _META_PREFIX = b'{"metadata":{'
+
+
+COMPACT_BATCH = 2000
+"""The most log rows one compaction transaction deletes."""
+
+
+class Compacted(NamedTuple):
+    """What one :meth:`Store.compact` did: the log's oldest revision is now ``revision``;
+    ``removed`` entries were deleted (the log has no holes: one per revision)."""
+
+    revision: int
+    removed: int
+
+
+New = tuple[str, str, Mapping[str, Any], Mapping[str, str]]
+"""An object to create: namespace, name, the object, its selectable fields' values."""
 
 
 class StoreError(Exception):
@@ -218,6 +234,13 @@ class Store(Protocol):
         """Store a new object under a new revision; raises :class:`AlreadyExists`."""
         ...
 
+    def load(self, resource: str, objects: Sequence[New]) -> int:
+        """Create many objects in one transaction, each under its own revision in the given
+        order, as :meth:`create` would (log entries and index terms included): the fast path
+        for filling a store (a migration, a benchmark). All or nothing: raises
+        :class:`AlreadyExists` when one of them exists. Returns the last revision."""
+        ...
+
     def update(
         self,
         resource: str,
@@ -253,8 +276,10 @@ class Store(Protocol):
         Raises :class:`Expired` when ``revision`` is older than the compacted log."""
         ...
 
-    def compact(self, *, min_age_seconds: float, min_revisions: int) -> int:
-        """Trim the change log, keeping the given age and count; returns the compacted revision."""
+    def compact(self, *, min_age_seconds: float, min_revisions: int) -> Compacted:
+        """Trim the change log, keeping the given age and count, in transactions of at most
+        :data:`COMPACT_BATCH` revisions (a writer never waits behind a whole compaction);
+        then give the freed space back when the engine keeps it."""
         ...
 
     def changes(

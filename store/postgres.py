@@ -30,8 +30,11 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from store import (
+    COMPACT_BATCH,
     AlreadyExists,
+    Compacted,
     Conflict,
+    New,
     NotFound,
     Page,
     Predicate,
@@ -93,12 +96,16 @@ CREATE OR REPLACE FUNCTION kv_index(
     p_res text, p_ns text, p_name text,
     p_labels bytea, p_fields bytea, p_old_labels bytea, p_old_fields bytea
 ) RETURNS void LANGUAGE sql AS $$
+    -- most updates change neither labels nor fields, and cost the index nothing
     DELETE FROM terms t USING kv_terms(p_old_labels, p_old_fields) o
-    WHERE p_old_labels IS NOT NULL AND t.res = p_res AND t.source = o.source
-      AND t.key = o.key AND t.value = o.value AND t.ns = p_ns AND t.name = p_name;
+    WHERE p_old_labels IS NOT NULL
+      AND (p_labels, p_fields) IS DISTINCT FROM (p_old_labels, p_old_fields)
+      AND t.res = p_res AND t.source = o.source AND t.key = o.key AND t.value = o.value
+      AND t.ns = p_ns AND t.name = p_name;
     INSERT INTO terms (res, source, key, value, ns, name)
     SELECT p_res, n.source, n.key, n.value, p_ns, p_name FROM kv_terms(p_labels, p_fields) n
-    WHERE p_labels IS NOT NULL;
+    WHERE p_labels IS NOT NULL
+      AND (p_labels, p_fields) IS DISTINCT FROM (p_old_labels, p_old_fields);
 $$;
 
 -- Objects stored before the terms index existed get their terms once (kv_schema_upgrade).
@@ -132,6 +139,33 @@ BEGIN
             0 /* ADDED */, 0, p_value, p_labels, p_fields);
     PERFORM kv_index(p_res, p_ns, p_name, p_labels, p_fields, NULL, NULL);
     RETURN r;
+END $$;
+
+-- Many creates in one transaction, each under its own revision (the arrays' order).
+CREATE OR REPLACE FUNCTION kv_load(
+    p_res text, p_ns text[], p_name text[], p_value bytea[], p_labels bytea[], p_fields bytea[]
+) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint := cardinality(p_name);
+    r bigint;
+BEGIN
+    UPDATE meta SET v = v + n WHERE k = 'rev' RETURNING v INTO r;
+    INSERT INTO objects (res, ns, name, rev, value, labels, fields)
+    SELECT p_res, x.ns, x.name, r - n + x.i, x.value, x.labels, x.fields
+    FROM unnest(p_ns, p_name, p_value, p_labels, p_fields)
+        WITH ORDINALITY x(ns, name, value, labels, fields, i);
+    INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields)
+    SELECT r - n + x.i, extract(epoch FROM clock_timestamp()), p_res, x.ns, x.name,
+           0 /* ADDED */, 0, x.value, x.labels, x.fields
+    FROM unnest(p_ns, p_name, p_value, p_labels, p_fields)
+        WITH ORDINALITY x(ns, name, value, labels, fields, i);
+    INSERT INTO terms (res, source, key, value, ns, name)
+    SELECT p_res, t.source, t.key, t.value, x.ns, x.name
+    FROM unnest(p_ns, p_name, p_labels, p_fields) x(ns, name, labels, fields),
+        kv_terms(x.labels, x.fields) t;
+    RETURN r;
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION USING ERRCODE = 'KV409', MESSAGE = 'one of the objects exists';
 END $$;
 
 CREATE OR REPLACE FUNCTION kv_update(
@@ -185,27 +219,41 @@ BEGIN
     r_fields := old.fields;
 END $$;
 
--- Log timestamps come from this server's clock under the counter lock, so they grow with
--- the revision: the first entry younger than the cutoff bounds what is old enough.
-CREATE OR REPLACE FUNCTION kv_compact(p_min_age double precision, p_min_revisions bigint)
+-- What a compaction would trim: the compacted revision and the target. Log timestamps come
+-- from this server's clock under the counter lock, so they grow with the revision: the first
+-- entry younger than the cutoff bounds what is old enough.
+DROP FUNCTION IF EXISTS kv_compact(double precision, bigint);
+CREATE OR REPLACE FUNCTION kv_compaction(
+    p_min_age double precision, p_min_revisions bigint, OUT r_start bigint, OUT r_target bigint
+) LANGUAGE plpgsql AS $$
+DECLARE
+    cur bigint;
+    by_age bigint;
+BEGIN
+    SELECT v INTO r_start FROM meta WHERE k = 'compact_rev';
+    SELECT v INTO cur FROM meta WHERE k = 'rev';
+    SELECT rev - 1 INTO by_age FROM log
+    WHERE rev > r_start AND ts >= extract(epoch FROM clock_timestamp()) - p_min_age
+    ORDER BY rev LIMIT 1;
+    r_target := GREATEST(r_start, LEAST(COALESCE(by_age, cur), cur - p_min_revisions));
+END $$;
+
+-- One transaction of a compaction: at most p_batch entries, up to p_target; returns the
+-- compacted revision reached. Short transactions let autovacuum reclaim the rows as it goes.
+CREATE OR REPLACE FUNCTION kv_compact(p_target bigint, p_batch bigint)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     compacted bigint;
-    cur bigint;
-    by_age bigint;
-    target bigint;
+    step bigint;
 BEGIN
     SELECT v INTO compacted FROM meta WHERE k = 'compact_rev' FOR UPDATE;
-    SELECT v INTO cur FROM meta WHERE k = 'rev';
-    SELECT rev - 1 INTO by_age FROM log
-    WHERE rev > compacted AND ts >= extract(epoch FROM clock_timestamp()) - p_min_age
-    ORDER BY rev LIMIT 1;
-    target := GREATEST(compacted, LEAST(COALESCE(by_age, cur), cur - p_min_revisions));
-    IF target > compacted THEN
-        DELETE FROM log WHERE rev <= target;
-        UPDATE meta SET v = target WHERE k = 'compact_rev';
+    step := LEAST(p_target, compacted + p_batch);
+    IF step <= compacted THEN
+        RETURN compacted;
     END IF;
-    RETURN target;
+    DELETE FROM log WHERE rev > compacted AND rev <= step;
+    UPDATE meta SET v = step WHERE k = 'compact_rev';
+    RETURN step;
 END $$;
 """
 
@@ -342,6 +390,23 @@ class PostgresStore(SQLStore):
         )
         return stored_row(namespace, name, rev, value, labels, field_values)
 
+    def load(self, resource: str, objects: Sequence[New]) -> int:
+        """Create all of ``objects`` in one transaction, as creates would; see
+        :class:`store.Store`."""
+        if not objects:
+            return self.revision()
+        stored = [columns(obj, fields) for _, _, obj, fields in objects]
+        (last,) = self._write(
+            "SELECT kv_load(%s, %s::text[], %s::text[], %s::bytea[], %s::bytea[], %s::bytea[])",
+            (
+                resource,
+                [namespace for namespace, _, _, _ in objects],
+                [name for _, name, _, _ in objects],
+                *map(list, zip(*stored, strict=True)),
+            ),
+        )
+        return int(last)
+
     def update(
         self,
         resource: str,
@@ -367,12 +432,18 @@ class PostgresStore(SQLStore):
         )
         return stored_row(namespace, name, rev, value, labels, field_values)
 
-    def compact(self, *, min_age_seconds: float, min_revisions: int) -> int:
-        """Trim the log to what is younger than the age or within the last revisions."""
-        (target,) = self._write(
-            "SELECT kv_compact(%s::float8, %s::bigint)", (min_age_seconds, min_revisions)
+    def compact(self, *, min_age_seconds: float, min_revisions: int) -> Compacted:
+        """Trim the log to what is younger than the age or within the last revisions, a batch
+        per transaction."""
+        start, target = self._write(
+            "SELECT * FROM kv_compaction(%s::float8, %s::bigint)", (min_age_seconds, min_revisions)
         )
-        return int(target)
+        reached = start
+        while reached < target:
+            (reached,) = self._write(
+                "SELECT kv_compact(%s::bigint, %s::bigint)", (target, COMPACT_BATCH)
+            )
+        return Compacted(target, target - start)
 
     def close(self) -> None:
         """Close the connections (those in use, when they come back)."""

@@ -25,12 +25,15 @@ import orjson
 
 from store import (
     ADDED,
+    COMPACT_BATCH,
     DELETED,
     FIELD,
     LABEL,
     MODIFIED,
     AlreadyExists,
+    Compacted,
     Conflict,
+    New,
     NotFound,
     Page,
     Predicate,
@@ -67,16 +70,43 @@ CREATE TABLE IF NOT EXISTS terms (
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (k, v) VALUES ('terms', 0);
 """
-_TERMS_OF_OBJECTS = """
+_TERMS_OF_OBJECTS = f"""
 INSERT OR IGNORE INTO terms (res, source, key, value, ns, name)
-SELECT o.res, 'l', j.key, j.value, o.ns, o.name FROM objects o, json_each(CAST(o.labels AS TEXT)) j
+SELECT o.res, '{LABEL}', j.key, j.value, o.ns, o.name
+FROM objects o, json_each(CAST(o.labels AS TEXT)) j
 UNION ALL
-SELECT o.res, 'f', j.key, j.value, o.ns, o.name FROM objects o, json_each(CAST(o.fields AS TEXT)) j
+SELECT o.res, '{FIELD}', j.key, j.value, o.ns, o.name
+FROM objects o, json_each(CAST(o.fields AS TEXT)) j
 """
 """The terms of objects stored before the terms index existed, built once when opened."""
+_TERMS_OF_ONE = f"""
+INSERT INTO terms (res, source, key, value, ns, name)
+SELECT ?1, '{LABEL}', key, value, ?2, ?3 FROM json_each(CAST(?4 AS TEXT))
+UNION ALL
+SELECT ?1, '{FIELD}', key, value, ?2, ?3 FROM json_each(CAST(?5 AS TEXT))
+"""
+"""The terms of one object (res, ns, name, labels, fields), parsed where they are written:
+the JSON never becomes Python objects."""
+
+_INSERT_OBJECT = (
+    "INSERT INTO objects (res, ns, name, rev, value, labels, fields) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_LOG = (
+    "INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields, "
+    "old_value, old_labels, old_fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_FIRST_YOUNG = "SELECT rev - 1 FROM log WHERE rev > ? AND ts >= ? ORDER BY rev LIMIT 1"
+"""The newest revision older than a time (log times grow with revisions), when not the last."""
+
+_PAGES = "SELECT * FROM pragma_freelist_count(), pragma_page_count()"
 
 _SQL = Statements("?")
 _MMAP_BYTES = 1 << 30
+_WAL_LIMIT_BYTES = 64 << 20
+_INCREMENTAL = 2  # PRAGMA auto_vacuum: free pages can be given back by incremental_vacuum
+_VACUUM_PAGES = 500  # per write transaction: 2 MB of 4 KB pages
+_BUSY_TIMEOUT_MS = 30_000
+_IDLE_CHECKPOINT_WAIT_MS = 100
 
 
 class SQLiteStore(SQLStore):
@@ -91,7 +121,12 @@ class SQLiteStore(SQLStore):
         self._idle: list[sqlite3.Connection] = []  # list.pop/append are atomic
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        self._revision_at_compaction = -1
         with self._borrow() as conn:
+            if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != _INCREMENTAL:
+                # before the first table, or rewriting a file made before this setting
+                conn.execute(f"PRAGMA auto_vacuum={_INCREMENTAL}")
+                conn.execute("VACUUM")
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
             with self._transaction(conn):
@@ -118,11 +153,18 @@ class SQLiteStore(SQLStore):
     def _open(self) -> sqlite3.Connection:
         # The timeout sets the busy handler before any statement runs.
         conn = sqlite3.connect(
-            self._path, timeout=30.0, isolation_level=None, check_same_thread=False
+            self._path,
+            timeout=_BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
         )
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         # Reads through a shared mapping: no read() per page, one copy for all threads.
         conn.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
+        # A checkpoint every 1,000 pages written; after one, a WAL file left larger than the
+        # limit is cut back to it (the WAL otherwise keeps its largest size).
+        conn.execute("PRAGMA wal_autocheckpoint=1000")
+        conn.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
         with self._connections_lock:
             self._connections.append(conn)
         return conn
@@ -137,12 +179,12 @@ class SQLiteStore(SQLStore):
             raise
 
     @contextmanager
-    def _write(self) -> Iterator[tuple[sqlite3.Connection, int]]:
-        """A write transaction holding the next revision."""
+    def _write(self, revisions: int = 1) -> Iterator[tuple[sqlite3.Connection, int]]:
+        """A write transaction holding the next ``revisions`` revisions, up to the one given."""
         with self._write_lock, self._borrow() as conn, self._transaction(conn):
             conn.execute("BEGIN IMMEDIATE")
             (rev,) = conn.execute(
-                "UPDATE meta SET v = v + 1 WHERE k = 'rev' RETURNING v"
+                "UPDATE meta SET v = v + ? WHERE k = 'rev' RETURNING v", (revisions,)
             ).fetchone()
             yield conn, rev
             conn.execute("COMMIT")
@@ -210,9 +252,7 @@ class SQLiteStore(SQLStore):
         try:
             with self._write() as (conn, rev):
                 conn.execute(
-                    "INSERT INTO objects (res, ns, name, rev, value, labels, fields) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (resource, namespace, name, rev, value, labels, field_values),
+                    _INSERT_OBJECT, (resource, namespace, name, rev, value, labels, field_values)
                 )
                 _append(
                     conn, rev, resource, namespace, name, ADDED, 0, (value, labels, field_values)
@@ -221,6 +261,37 @@ class SQLiteStore(SQLStore):
         except sqlite3.IntegrityError as ex:
             raise AlreadyExists(name) from ex
         return stored_row(namespace, name, rev, value, labels, field_values)
+
+    def load(self, resource: str, objects: Sequence[New]) -> int:
+        """Create all of ``objects`` in one transaction, as creates would; see
+        :class:`store.Store`."""
+        rows = [
+            (namespace, name, *columns(obj, fields)) for namespace, name, obj, fields in objects
+        ]
+        if not rows:
+            return self.revision()
+        now = time.time()
+        try:
+            with self._write(len(rows)) as (conn, last):
+                numbered = list(enumerate(rows, last - len(rows) + 1))
+                conn.executemany(
+                    _INSERT_OBJECT,
+                    [(resource, ns, name, rev, *stored) for rev, (ns, name, *stored) in numbered],
+                )
+                conn.executemany(
+                    _INSERT_LOG,
+                    [
+                        (rev, now, resource, ns, name, ADDED, 0, *stored, None, None, None)
+                        for rev, (ns, name, *stored) in numbered
+                    ],
+                )
+                conn.executemany(
+                    _TERMS_OF_ONE,
+                    [(resource, ns, name, labels, fields) for ns, name, _, labels, fields in rows],
+                )
+        except sqlite3.IntegrityError as ex:
+            raise AlreadyExists(str(ex)) from ex
+        return last
 
     def update(
         self,
@@ -266,21 +337,64 @@ class SQLiteStore(SQLStore):
             _index(conn, resource, namespace, name, None, old[1:])
         return stored_row(namespace, name, rev, *old)
 
-    def compact(self, *, min_age_seconds: float, min_revisions: int) -> int:
-        """Trim the log to what is younger than the age or within the last revisions."""
-        with self._write_lock, self._borrow() as conn, self._transaction(conn):
-            conn.execute("BEGIN IMMEDIATE")
-            current, compacted = counters(conn.execute(_SQL.meta))
-            (by_age,) = conn.execute(
-                "SELECT COALESCE(MAX(rev), 0) FROM log WHERE ts < ?",
-                (time.time() - min_age_seconds,),
-            ).fetchone()
-            target = max(compacted, min(by_age, current - min_revisions))
-            if target > compacted:
-                conn.execute("DELETE FROM log WHERE rev <= ?", (target,))
-                conn.execute("UPDATE meta SET v = ? WHERE k = 'compact_rev'", (target,))
-            conn.execute("COMMIT")
-        return int(target)
+    def compact(self, *, min_age_seconds: float, min_revisions: int) -> Compacted:
+        """Trim the log to what is younger than the age or within the last revisions, a batch
+        per write transaction; then shrink the file and, when no write came since the last
+        compaction, empty the WAL."""
+        with self._read() as conn:
+            current, start = counters(conn.execute(_SQL.meta))
+            found = conn.execute(_FIRST_YOUNG, (start, time.time() - min_age_seconds)).fetchone()
+        target = max(start, min(current if found is None else found[0], current - min_revisions))
+        reached = start
+        while reached < target:
+            step = min(target, reached + COMPACT_BATCH)
+            with self._taking_turns() as conn, self._transaction(conn):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("DELETE FROM log WHERE rev > ? AND rev <= ?", (reached, step))
+                conn.execute("UPDATE meta SET v = MAX(v, ?) WHERE k = 'compact_rev'", (step,))
+                conn.execute("COMMIT")
+            reached = step
+        self._shrink()
+        if current == self._revision_at_compaction:
+            self._empty_wal()
+        self._revision_at_compaction = current
+        return Compacted(target, target - start)
+
+    @contextmanager
+    def _taking_turns(self) -> Iterator[sqlite3.Connection]:
+        """The write lock for one step of maintenance, then as long a pause without it.
+
+        A lock released and taken again at once is taken by the same thread (it holds the
+        interpreter): writers waiting for it would wait for the whole maintenance. The pause
+        lets them in, and gives maintenance at most half of the lock's time."""
+        started = time.perf_counter()
+        with self._write_lock, self._borrow() as conn:
+            yield conn
+        time.sleep(time.perf_counter() - started)
+
+    def _shrink(self) -> None:
+        """Give free pages back to the file system, a step per write transaction, keeping a
+        reserve of a quarter of the used pages for the writes to come."""
+        freed = 1
+        while freed > 0:  # a step frees nothing when the file is not incremental
+            with self._taking_turns() as conn:
+                free, pages = conn.execute(_PAGES).fetchone()
+                spare = free - (pages - free) // 4
+                if spare <= 0:
+                    return
+                # executescript runs the pragma to the end (execute frees a single page)
+                conn.executescript(f"PRAGMA incremental_vacuum({min(spare, _VACUUM_PAGES)})")
+                freed = free - conn.execute(_PAGES).fetchone()[0]
+
+    def _empty_wal(self) -> None:
+        """Checkpoint the whole WAL and truncate it, unless a reader holds it (then the next
+        idle compaction tries again): it waits for readers with the write lock held."""
+        with self._write_lock, self._borrow() as conn:
+            conn.execute(f"PRAGMA busy_timeout={_IDLE_CHECKPOINT_WAIT_MS}")
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
     def close(self) -> None:
         """Close every connection this store opened."""
@@ -314,9 +428,7 @@ def _append(
     old: tuple[bytes, bytes, bytes] | tuple[None, None, None] = (None, None, None),
 ) -> None:
     conn.execute(
-        "INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields, "
-        "old_value, old_labels, old_fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (rev, time.time(), resource, namespace, name, kind, prev_rev, *new, *old),
+        _INSERT_LOG, (rev, time.time(), resource, namespace, name, kind, prev_rev, *new, *old)
     )
 
 
@@ -328,7 +440,10 @@ def _index(
     new: tuple[bytes, bytes] | None,
     old: tuple[bytes, bytes] | None = None,
 ) -> None:
-    """Keep the terms index (labels and fields JSON, before and after) in step with a write."""
+    """Keep the terms index (labels and fields JSON, before and after) in step with a write;
+    most updates change neither, and cost it nothing."""
+    if old == new:
+        return
     if old is not None:
         conn.executemany(
             "DELETE FROM terms WHERE res = ? AND source = ? AND key = ? AND value = ? "
@@ -336,10 +451,7 @@ def _index(
             [(resource, *term, namespace, name) for term in _terms(*old)],
         )
     if new is not None:
-        conn.executemany(
-            "INSERT INTO terms (res, source, key, value, ns, name) VALUES (?, ?, ?, ?, ?, ?)",
-            [(resource, *term, namespace, name) for term in _terms(*new)],
-        )
+        conn.execute(_TERMS_OF_ONE, (resource, namespace, name, *new))
 
 
 def _terms(labels: bytes, fields: bytes) -> list[tuple[str, str, str]]:

@@ -6,12 +6,18 @@ public interface only; engine test modules call them and add what is engine-spec
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import orjson
 import pytest
 
 from store import FIELD, LABEL, AlreadyExists, Conflict, Expired, NotFound, Store, Term
+
+T = TypeVar("T")
 
 
 def obj(name: str, **labels: str) -> dict[str, object]:
@@ -221,18 +227,94 @@ def narrowed_lists_follow_every_write(store: Store) -> None:
     assert names(None, Term(LABEL, "tag", ("absent",))) == []
 
 
+def a_load_is_many_creates_all_or_nothing(store: Store) -> None:
+    store.create("r", "ns", "first", obj("first"), {})
+    last = store.load(
+        "r",
+        [
+            ("ns", f"o{n}", obj(f"o{n}", tag="t" if n % 2 else "u"), {"spec.n": str(n)})
+            for n in (3, 1, 2)
+        ],
+    )
+    assert last == 4 and store.revision() == 4
+    row = store.get("r", "ns", "o1")
+    assert row is not None and row.revision == 3 and row.fields() == {"spec.n": "1"}
+    changes, _ = store.changes(1)
+    assert [(c.revision, c.type, c.row.name, c.previous) for c in changes] == [
+        (2, "ADDED", "o3", None),
+        (3, "ADDED", "o1", None),
+        (4, "ADDED", "o2", None),
+    ]
+    odd = store.list("r", "ns", narrow=Term(LABEL, "tag", ("t",)))
+    assert [r.name for r in odd.rows] == ["o1", "o3"]
+    two = store.list("r", None, narrow=Term(FIELD, "spec.n", ("2",)))
+    assert [r.name for r in two.rows] == ["o2"]
+
+    with pytest.raises(AlreadyExists):  # o1 exists: o5 is not written either
+        store.load("r", [("ns", "o5", obj("o5"), {}), ("ns", "o1", obj("o1"), {})])
+    assert store.get("r", "ns", "o5") is None
+    assert store.list("r", None, narrow=Term(LABEL, "tag", ("t",))).rows[0].revision == 3
+    assert store.load("r", []) == store.revision()
+
+
 def compaction_expires_old_revisions_only(store: Store) -> None:
     for n in range(5):
         store.create("r", "", f"o{n}", obj(f"o{n}"), {})
-    assert store.compact(min_age_seconds=3600, min_revisions=0) == 0  # nothing old enough
-    assert store.compact(min_age_seconds=0, min_revisions=2) == 3
+    assert store.compact(min_age_seconds=3600, min_revisions=0) == (0, 0)  # nothing old enough
+    assert store.compact(min_age_seconds=0, min_revisions=2) == (3, 3)  # (revision, removed)
     with pytest.raises(Expired) as expired:
         store.list("r", None, revision=2)
     assert (expired.value.requested, expired.value.oldest) == (2, 3)
     assert len(store.list("r", None, revision=3).rows) == 3
     changes, compacted = store.changes(0)
     assert compacted == 3 and [c.revision for c in changes] == [4, 5]
-    assert store.compact(min_age_seconds=0, min_revisions=2) == 3  # idempotent
+    assert store.compact(min_age_seconds=0, min_revisions=2) == (3, 0)  # idempotent
+
+
+def fill(store: Store, resource: str, count: int, chunk: int = 10_000) -> None:
+    """``count`` objects o000000... in namespace "ns" by the bulk path, a log entry each."""
+    for first in range(0, count, chunk):
+        store.load(
+            resource,
+            [
+                ("ns", f"o{n:06d}", obj(f"o{n:06d}", tag=str(n % 100)), {"spec.n": str(n)})
+                for n in range(first, min(count, first + chunk))
+            ],
+        )
+
+
+def compaction_keeps_no_writer_waiting(store: Store) -> None:
+    """Compacting 200,000 log entries while 8 writers run leaves no write waiting more than
+    100 ms longer than the slowest write without compaction."""
+    fill(store, "r", 200_000)
+    rows = [store.create("w", "ns", f"w{w}", obj(f"w{w}"), {}) for w in range(8)]
+
+    def waits_of_writers_during(action: Callable[[], T]) -> tuple[list[float], T]:
+        done = threading.Event()
+
+        def write(worker: int) -> list[float]:
+            waits, row = [], rows[worker]
+            while not done.is_set():
+                started = time.perf_counter()
+                row = store.update("w", "ns", row.name, row.revision, obj(row.name), {})
+                waits.append(time.perf_counter() - started)
+            rows[worker] = row
+            return waits
+
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(write, w) for w in range(8)]
+            try:
+                result = action()
+            finally:
+                done.set()
+            return [wait for future in futures for wait in future.result()], result
+
+    without, _ = waits_of_writers_during(lambda: time.sleep(2))
+    during, compacted = waits_of_writers_during(
+        lambda: store.compact(min_age_seconds=0, min_revisions=0)
+    )
+    assert compacted.removed > 200_000 and store.changes(0)[1] == compacted.revision
+    assert len(during) > 100 and max(during) <= max(without) + 0.1, (max(during), max(without))
 
 
 def data_survives_reopening(open_store: Callable[[], Store]) -> None:

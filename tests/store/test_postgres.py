@@ -110,8 +110,16 @@ def test_a_page_walks_the_indexes_in_key_order_and_sorts_nothing(
                 assert "Index Cond: (rev >" in plan or "using log_key" in plan, plan
 
 
+def test_a_load_is_many_creates_all_or_nothing(store: PostgresStore) -> None:
+    contract.a_load_is_many_creates_all_or_nothing(store)
+
+
 def test_compaction_expires_old_revisions_only(store: PostgresStore) -> None:
     contract.compaction_expires_old_revisions_only(store)
+
+
+def test_compaction_keeps_no_writer_waiting(store: PostgresStore) -> None:
+    contract.compaction_keeps_no_writer_waiting(store)
 
 
 def test_data_survives_reopening(postgres_database: str) -> None:

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
 from store import FIELD, LABEL, Term
@@ -25,6 +26,7 @@ CHECKS = [
     contract.list_at_an_old_revision_rebuilds_that_state,
     contract.paging_under_writes_returns_each_object_once_as_it_was,
     contract.narrowed_lists_follow_every_write,
+    contract.a_load_is_many_creates_all_or_nothing,
     contract.compaction_expires_old_revisions_only,
 ]
 
@@ -80,6 +82,51 @@ def test_a_term_that_names_several_values_sorts_only_its_matches(tmp_path: Path)
         "SEARCH t USING PRIMARY KEY (res=? AND source=? AND key=? AND value=?"
     )
     assert "USE TEMP B-TREE FOR RIGHT PART OF ORDER BY" in plan  # of the matches only
+
+
+def test_compaction_keeps_no_writer_waiting(tmp_path: Path) -> None:
+    contract.compaction_keeps_no_writer_waiting(SQLiteStore(str(tmp_path / "s.db")))
+
+
+def test_the_file_shrinks_to_its_live_size_after_mass_deletes(tmp_path: Path) -> None:
+    """Deleting 90% of the objects then compacting leaves a file within 1.5 times the size of
+    one holding only the survivors (compacted the same way)."""
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    contract.fill(store, "r", 20_000)
+    full = _file_bytes(store, tmp_path / "s.db")
+    for row in store.list("r", "ns").rows:
+        if int(row.name[1:]) % 10:
+            store.delete("r", "ns", row.name, row.revision)
+    survivors = SQLiteStore(str(tmp_path / "live.db"))
+    survivors.load(
+        "r", [("ns", r.name, orjson.loads(r.body), r.fields()) for r in store.list("r", "ns").rows]
+    )
+    live = _file_bytes(survivors, tmp_path / "live.db")
+    shrunk = _file_bytes(store, tmp_path / "s.db")
+    assert live < full / 5 and shrunk <= 1.5 * live, (full, shrunk, live)
+
+
+def test_a_file_made_before_incremental_vacuum_is_converted_keeping_its_data(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA auto_vacuum=NONE")
+        conn.execute("CREATE TABLE kept (v TEXT)")
+        conn.execute("INSERT INTO kept VALUES ('x')")
+    SQLiteStore(str(path)).close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # INCREMENTAL
+        assert conn.execute("SELECT v FROM kept").fetchall() == [("x",)]
+
+
+def _file_bytes(store: SQLiteStore, path: Path) -> int:
+    """The size of the database and its WAL after a compaction of the whole log, done twice
+    (the second finds no write since the first: the store is idle and empties the WAL)."""
+    for _ in range(2):
+        store.compact(min_age_seconds=0, min_revisions=0)
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
 def test_log_rows_carry_type_and_previous_revision(tmp_path: Path) -> None:
