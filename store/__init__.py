@@ -201,14 +201,18 @@ def logged_change(
     namespace: str,
     name: str,
     kind: int,
-    new: tuple[bytes, bytes, bytes],
+    new: tuple[bytes | None, bytes | None, bytes | None],
     old: tuple[bytes | None, bytes | None, bytes | None],
 ) -> Change:
-    """A change from a log row: (value, labels, fields) after and before, revision spliced in."""
-    row = stored_row(namespace, name, revision, new[0], new[1], new[2])
+    """A change from a log row: (value, labels, fields) after and before, revision spliced in;
+    a deletion's row is what it removed (it made nothing)."""
     previous = None
     if old[0] is not None:
         previous = stored_row(namespace, name, revision, old[0], old[1] or b"{}", old[2] or b"{}")
+    if new[0] is None:
+        assert kind == DELETED and previous is not None, (revision, kind)
+        return Change(EVENT_TYPES[kind], resource, previous, previous)
+    row = stored_row(namespace, name, revision, new[0], new[1] or b"{}", new[2] or b"{}")
     return Change(EVENT_TYPES[kind], resource, row, previous)
 
 

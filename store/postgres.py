@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -69,10 +70,12 @@ CREATE TABLE IF NOT EXISTS log (
     rev bigint PRIMARY KEY, ts double precision NOT NULL,
     res text COLLATE "C" NOT NULL, ns text COLLATE "C" NOT NULL, name text COLLATE "C" NOT NULL,
     type smallint NOT NULL, prev_rev bigint NOT NULL,
+    -- what the change made: no longer written (store.sql._changes reads it from the next
+    -- change of the key or the object); entries logged by older versions still carry it
     value bytea, labels bytea, fields bytea,
-    old_value bytea, old_labels bytea, old_fields bytea
+    old_value bytea, old_labels bytea, old_fields bytea -- what the change replaced
 );
-CREATE INDEX IF NOT EXISTS log_res_rev ON log (res, rev);
+DROP INDEX IF EXISTS log_res_rev; -- the log is read in revision order (store.sql._changes)
 -- historical pages walk the log in key order beside the objects (store.sql._page)
 CREATE INDEX IF NOT EXISTS log_key ON log (res, ns, name, rev);
 -- each current object's labels and selectable fields (store.Term), kept by every write
@@ -134,9 +137,8 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'KV409', MESSAGE = p_name;
     END IF;
-    INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields)
-    VALUES (r, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name,
-            0 /* ADDED */, 0, p_value, p_labels, p_fields);
+    INSERT INTO log (rev, ts, res, ns, name, type, prev_rev)
+    VALUES (r, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name, 0 /* ADDED */, 0);
     PERFORM kv_index(p_res, p_ns, p_name, p_labels, p_fields, NULL, NULL);
     RETURN r;
 END $$;
@@ -154,11 +156,10 @@ BEGIN
     SELECT p_res, x.ns, x.name, r - n + x.i, x.value, x.labels, x.fields
     FROM unnest(p_ns, p_name, p_value, p_labels, p_fields)
         WITH ORDINALITY x(ns, name, value, labels, fields, i);
-    INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields)
+    INSERT INTO log (rev, ts, res, ns, name, type, prev_rev)
     SELECT r - n + x.i, extract(epoch FROM clock_timestamp()), p_res, x.ns, x.name,
-           0 /* ADDED */, 0, x.value, x.labels, x.fields
-    FROM unnest(p_ns, p_name, p_value, p_labels, p_fields)
-        WITH ORDINALITY x(ns, name, value, labels, fields, i);
+           0 /* ADDED */, 0
+    FROM unnest(p_ns, p_name) WITH ORDINALITY x(ns, name, i);
     INSERT INTO terms (res, source, key, value, ns, name)
     SELECT p_res, t.source, t.key, t.value, x.ns, x.name
     FROM unnest(p_ns, p_name, p_labels, p_fields) x(ns, name, labels, fields),
@@ -185,11 +186,10 @@ BEGIN
     END IF;
     UPDATE objects SET rev = r, value = p_value, labels = p_labels, fields = p_fields
     WHERE res = p_res AND ns = p_ns AND name = p_name;
-    INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields,
+    INSERT INTO log (rev, ts, res, ns, name, type, prev_rev,
                      old_value, old_labels, old_fields)
     VALUES (r, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name,
-            1 /* MODIFIED */, p_expected,
-            p_value, p_labels, p_fields, old.value, old.labels, old.fields);
+            1 /* MODIFIED */, p_expected, old.value, old.labels, old.fields);
     PERFORM kv_index(p_res, p_ns, p_name, p_labels, p_fields, old.labels, old.fields);
     RETURN r;
 END $$;
@@ -208,11 +208,10 @@ BEGIN
     ELSIF old.rev <> p_expected THEN
         RAISE EXCEPTION USING ERRCODE = 'KV412', MESSAGE = p_name;
     END IF;
-    INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields,
+    INSERT INTO log (rev, ts, res, ns, name, type, prev_rev,
                      old_value, old_labels, old_fields)
     VALUES (r_rev, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name,
-            2 /* DELETED */, p_expected,
-            old.value, old.labels, old.fields, old.value, old.labels, old.fields);
+            2 /* DELETED */, p_expected, old.value, old.labels, old.fields);
     PERFORM kv_index(p_res, p_ns, p_name, NULL, NULL, old.labels, old.fields);
     r_value := old.value;
     r_labels := old.labels;
@@ -440,9 +439,11 @@ class PostgresStore(SQLStore):
         )
         reached = start
         while reached < target:
+            started = time.perf_counter()
             (reached,) = self._write(
                 "SELECT kv_compact(%s::bigint, %s::bigint)", (target, COMPACT_BATCH)
             )
+            time.sleep(time.perf_counter() - started)  # half of the time for the writers
         return Compacted(target, target - start)
 
     def close(self) -> None:

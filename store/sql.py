@@ -69,11 +69,33 @@ def _narrowed_page(scoped: bool, limit: str, values: int, historical: bool) -> s
     )
 
 
+_OF_ONE_RESOURCE = "AND l.res || '' = ?"
+"""An expression, not the column, so that no index on ``res`` is used: the log is walked in
+revision order from the start and LIMIT stops it (SQLite would otherwise read all of the
+resource's entries through ``log_key`` and sort them)."""
+
+
 def _changes(scope: str) -> str:
+    """Log entries in revision order, each with what it made and what it replaced.
+
+    An entry keeps only what its change replaced (a creation replaced nothing); what it made
+    is what the key's next change replaced or, when none came yet, the object at that
+    revision (a deletion made nothing: :func:`store.logged_change` uses what it removed). The
+    next change is never compacted before the entry, so no body is stored twice and
+    compaction carries nothing over. Each column costs an index seek or two: the key's next
+    change by ``log_key``, else the object by its key. They are scalar subqueries because
+    PostgreSQL plans a join of the next changes as a hash of the whole log."""
+    made = ", ".join(
+        f"COALESCE(l.{column}, (SELECT n.old_{column} FROM log n WHERE n.res = l.res "
+        "AND n.ns = l.ns AND n.name = l.name AND n.rev > l.rev ORDER BY n.rev LIMIT 1), "
+        f"(SELECT o.{column} FROM objects o WHERE o.res = l.res AND o.ns = l.ns "
+        "AND o.name = l.name AND o.rev = l.rev))"
+        for column in ("value", "labels", "fields")
+    )
     return (
-        "SELECT rev, res, ns, name, type, value, labels, fields, "
-        "old_value, old_labels, old_fields "
-        f"FROM log WHERE rev > ? {scope} ORDER BY rev LIMIT ?"
+        f"SELECT l.rev, l.res, l.ns, l.name, l.type, {made}, "
+        "l.old_value, l.old_labels, l.old_fields "
+        f"FROM log l WHERE l.rev > ? {scope} ORDER BY l.rev LIMIT ?"
     )
 
 
@@ -98,7 +120,7 @@ class Statements:
             for scoped, limited in itertools.product((False, True), repeat=2)
         }
         self._changes = {
-            scoped: bind(_changes("AND res = ?" if scoped else "")) for scoped in (False, True)
+            scoped: bind(_changes(_OF_ONE_RESOURCE if scoped else "")) for scoped in (False, True)
         }
 
     def _bind(self, text: str) -> str:

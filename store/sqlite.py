@@ -57,8 +57,10 @@ CREATE TABLE IF NOT EXISTS log (
     rev INTEGER PRIMARY KEY, ts REAL NOT NULL,
     res TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL,
     type INTEGER NOT NULL, prev_rev INTEGER NOT NULL, -- type: store.ADDED, MODIFIED, DELETED
+    -- what the change made: no longer written (store.sql._changes reads it from the next
+    -- change of the key or the object); entries logged by older versions still carry it
     value BLOB, labels BLOB, fields BLOB,
-    old_value BLOB, old_labels BLOB, old_fields BLOB
+    old_value BLOB, old_labels BLOB, old_fields BLOB -- what the change replaced
 );
 -- historical pages walk the log in key order beside the objects (store.sql._page)
 CREATE INDEX IF NOT EXISTS log_key ON log (res, ns, name, rev);
@@ -92,8 +94,8 @@ _INSERT_OBJECT = (
     "INSERT INTO objects (res, ns, name, rev, value, labels, fields) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_LOG = (
-    "INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, value, labels, fields, "
-    "old_value, old_labels, old_fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, old_value, old_labels, old_fields) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _FIRST_YOUNG = "SELECT rev - 1 FROM log WHERE rev > ? AND ts >= ? ORDER BY rev LIMIT 1"
 """The newest revision older than a time (log times grow with revisions), when not the last."""
@@ -254,9 +256,7 @@ class SQLiteStore(SQLStore):
                 conn.execute(
                     _INSERT_OBJECT, (resource, namespace, name, rev, value, labels, field_values)
                 )
-                _append(
-                    conn, rev, resource, namespace, name, ADDED, 0, (value, labels, field_values)
-                )
+                _append(conn, rev, resource, namespace, name, ADDED, 0)
                 _index(conn, resource, namespace, name, (labels, field_values))
         except sqlite3.IntegrityError as ex:
             raise AlreadyExists(name) from ex
@@ -281,8 +281,8 @@ class SQLiteStore(SQLStore):
                 conn.executemany(
                     _INSERT_LOG,
                     [
-                        (rev, now, resource, ns, name, ADDED, 0, *stored, None, None, None)
-                        for rev, (ns, name, *stored) in numbered
+                        (rev, now, resource, ns, name, ADDED, 0, None, None, None)
+                        for rev, (ns, name, *_) in numbered
                     ],
                 )
                 conn.executemany(
@@ -311,17 +311,7 @@ class SQLiteStore(SQLStore):
                 "WHERE res = ? AND ns = ? AND name = ?",
                 (rev, value, labels, field_values, resource, namespace, name),
             )
-            _append(
-                conn,
-                rev,
-                resource,
-                namespace,
-                name,
-                MODIFIED,
-                expected_revision,
-                (value, labels, field_values),
-                old,
-            )
+            _append(conn, rev, resource, namespace, name, MODIFIED, expected_revision, old)
             _index(conn, resource, namespace, name, (labels, field_values), old[1:])
         return stored_row(namespace, name, rev, value, labels, field_values)
 
@@ -333,7 +323,7 @@ class SQLiteStore(SQLStore):
                 "DELETE FROM objects WHERE res = ? AND ns = ? AND name = ?",
                 (resource, namespace, name),
             )
-            _append(conn, rev, resource, namespace, name, DELETED, expected_revision, old, old)
+            _append(conn, rev, resource, namespace, name, DELETED, expected_revision, old)
             _index(conn, resource, namespace, name, None, old[1:])
         return stored_row(namespace, name, rev, *old)
 
@@ -424,12 +414,10 @@ def _append(
     name: str,
     kind: int,
     prev_rev: int,
-    new: tuple[bytes, bytes, bytes],
     old: tuple[bytes, bytes, bytes] | tuple[None, None, None] = (None, None, None),
 ) -> None:
-    conn.execute(
-        _INSERT_LOG, (rev, time.time(), resource, namespace, name, kind, prev_rev, *new, *old)
-    )
+    """Log a change with what it replaced (see :func:`store.sql._changes` for what it made)."""
+    conn.execute(_INSERT_LOG, (rev, time.time(), resource, namespace, name, kind, prev_rev, *old))
 
 
 def _index(

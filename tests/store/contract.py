@@ -6,6 +6,7 @@ public interface only; engine test modules call them and add what is engine-spec
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -285,8 +286,11 @@ def fill(store: Store, resource: str, count: int, chunk: int = 10_000) -> None:
 
 def compaction_keeps_no_writer_waiting(store: Store) -> None:
     """Compacting 200,000 log entries while 8 writers run leaves no write waiting more than
-    100 ms longer than the slowest write without compaction."""
-    fill(store, "r", 200_000)
+    100 ms longer than the slowest write without compaction (measured as long).
+
+    On a shared machine one write in thousands can wait a scheduler's hiccup, with or
+    without compaction, so a round that fails is run again, up to three: a compaction that
+    holds writers back (a single transaction, a lock it keeps retaking) fails every one."""
     rows = [store.create("w", "ns", f"w{w}", obj(f"w{w}"), {}) for w in range(8)]
 
     def waits_of_writers_during(action: Callable[[], T]) -> tuple[list[float], T]:
@@ -309,12 +313,20 @@ def compaction_keeps_no_writer_waiting(store: Store) -> None:
                 done.set()
             return [wait for future in futures for wait in future.result()], result
 
-    without, _ = waits_of_writers_during(lambda: time.sleep(2))
-    during, compacted = waits_of_writers_during(
-        lambda: store.compact(min_age_seconds=0, min_revisions=0)
-    )
-    assert compacted.removed > 200_000 and store.changes(0)[1] == compacted.revision
-    assert len(during) > 100 and max(during) <= max(without) + 0.1, (max(during), max(without))
+    rounds = []
+    for round_number in range(3):
+        fill(store, f"r{round_number}", 200_000)
+        started = time.perf_counter()
+        during, compacted = waits_of_writers_during(
+            lambda: store.compact(min_age_seconds=0, min_revisions=0)
+        )
+        took = time.perf_counter() - started
+        assert compacted.removed > 200_000 and store.changes(0)[1] == compacted.revision
+        without, _ = waits_of_writers_during(functools.partial(time.sleep, took))
+        rounds.append((len(during), max(during), max(without)))
+        if len(during) > 100 and max(during) <= max(without) + 0.1:
+            return
+    raise AssertionError(f"(writes, slowest with, slowest without compaction): {rounds}")
 
 
 def data_survives_reopening(open_store: Callable[[], Store]) -> None:

@@ -108,6 +108,11 @@ def test_a_page_walks_the_indexes_in_key_order_and_sorts_nothing(
             for plan in log:
                 assert "Seq Scan" not in plan, plan
                 assert "Index Cond: (rev >" in plan or "using log_key" in plan, plan
+        for resource in (None, "r"):  # watches: the log by revision, each entry's next seeks
+            query, params = Statements("%s").changes(419_000, resource, 500)
+            plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {query}", params))
+            assert "Seq Scan" not in plan and "Sort" not in plan, plan
+            assert "Index Scan using log_pkey on log l" in plan, plan
 
 
 def test_a_load_is_many_creates_all_or_nothing(store: PostgresStore) -> None:

@@ -70,6 +70,22 @@ def test_a_page_walks_the_indexes_in_key_order_and_sorts_nothing(
     assert ("SEARCH log USING INDEX log_key" in plans) == (at is not None), plans
 
 
+@pytest.mark.parametrize("resource", [None, "r"], ids=["all", "one-resource"])
+def test_changes_walk_the_log_by_revision_and_seek_what_each_made(
+    tmp_path: Path, resource: str | None
+) -> None:
+    """A watch's read of the log costs what it returns: the log by revision from the watch's,
+    with no sort (not the resource's entries by key), and for each entry two seeks (its key's
+    next change, the object)."""
+    path = tmp_path / "s.db"
+    SQLiteStore(str(path)).close()
+    query, params = Statements("?").changes(5, resource, 500)
+    with sqlite3.connect(path) as conn:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", params)]
+    assert plan[0] == "SEARCH l USING INTEGER PRIMARY KEY (rowid>?)", plan
+    assert not [s for s in plan if "TEMP B-TREE" in s or s.startswith("SCAN")], plan
+
+
 def test_a_term_that_names_several_values_sorts_only_its_matches(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     SQLiteStore(str(path)).close()
