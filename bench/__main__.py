@@ -41,7 +41,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import baseline, combined, postgres, scenarios, watch
+from bench import baseline, combined, postgres, scale, scenarios, watch
 from bench.report import (
     Figure,
     Goal,
@@ -62,6 +62,7 @@ from bench.watch import Watched, WatchPlan
 from bench.wire import Connection
 from devtools.launch import ROOT
 from proxy.settings import Settings
+from tests.support.postgres import create_database, postgres_server
 
 GEVENT = ("--worker-class", "gevent")
 SAR_RATIO = Goal(0.85, at_least=True)  # gets of a reviewed user against system:masters
@@ -137,6 +138,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     pg = parser.add_argument_group("PostgreSQL phase (its own PostgreSQL and server)")
     pg.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL phase")
     pg.add_argument("--postgres-only", action="store_true", help="run only the PostgreSQL phase")
+    big = parser.add_argument_group(
+        "scale phase (its own stores and servers): a namespace of a million objects, the churn"
+    )
+    big.add_argument("--no-scale", action="store_true", help="skip the scale phase")
+    big.add_argument("--scale-only", action="store_true", help="run only the scale phase")
+    big.add_argument("--scale-objects", type=int, default=1_000_000, help="objects filled")
+    big.add_argument("--scale-base", type=int, default=10_000, help="objects of the first read")
+    big.add_argument(
+        "--scale-churn", type=int, default=1_000_000, help="updates of the churn (on 10,000)"
+    )
     watch = parser.add_argument_group("watch phase (its own server, after the others)")
     watch.add_argument("--no-watch", action="store_true", help="skip the watch phase")
     watch.add_argument("--watch-only", action="store_true", help="run only the watch phase")
@@ -159,10 +170,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="APISERVER_THREADS of the watch server (0: enough for every watch on one worker)",
     )
     args = parser.parse_args(argv)
-    if sum((args.watch_only, args.postgres_only, args.combined_only, args.compare_only)) > 1:
+    onlys = (args.watch_only, args.postgres_only, args.combined_only, args.compare_only)
+    if sum((*onlys, args.scale_only)) > 1:
         parser.error("only one --X-only at a time")
     if args.baseline is not None:
-        if args.watch_only or args.postgres_only or args.combined_only:
+        if args.watch_only or args.postgres_only or args.combined_only or args.scale_only:
             parser.error("--baseline is measured with the main server: not with another --X-only")
         try:
             baseline.resolve(ROOT, args.baseline)
@@ -172,6 +184,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         (args.no_watch and args.watch_only)
         or (args.no_postgres and args.postgres_only)
         or (args.no_combined and args.combined_only)
+        or (args.no_scale and args.scale_only)
     ):
         parser.error("--no-X and --X-only exclude each other")
     if (
@@ -185,6 +198,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "--watchers, --watch-processes, --watch-rate, --watch-seconds must be positive "
             "(fewer than a million changes)"
         )
+    if not 0 < args.scale_base < args.scale_objects or args.scale_churn < 1:
+        parser.error("--scale-base must be positive and below --scale-objects; --scale-churn >= 1")
     if args.clients < 1 or args.objects < 1 or args.objects % args.clients:
         parser.error("--objects must be a positive multiple of --clients")
     if (
@@ -635,6 +650,29 @@ def postgres_phase(run: Run) -> tuple[Measured, str]:
         return measure(on, (gets,), store), server
 
 
+def scale_phase(run: Run, args: argparse.Namespace) -> list[tuple[str, list[scale.Line]]]:
+    """The scale phase on SQLite, then on a throwaway PostgreSQL (a database for the reads,
+    another for the churn)."""
+    out = []
+    directory = run.root / "scale"
+    directory.mkdir(parents=True, exist_ok=True)
+    sizes = (args.scale_objects, args.scale_base, args.scale_churn)
+    engines = (scale.sqlite_engine(directory, "reads"), scale.sqlite_engine(directory, "churn"))
+    say(f"scale: SQLite, filling {args.scale_base:,} objects")
+    out.append(("SQLite", scale.run(directory / "sqlite", run.launch, *engines, *sizes, say)))
+    with postgres_server() as server_url:
+        engines = (
+            scale.postgres_engine(create_database(server_url)),
+            scale.postgres_engine(create_database(server_url)),
+        )
+        say(f"scale: PostgreSQL, filling {args.scale_base:,} objects")
+        lines = scale.run(directory / "postgres", run.launch, *engines, *sizes, say)
+        out.append(
+            (f"PostgreSQL ({postgres.describe(engines[0].env['APISERVER_DATABASE_URL'])})", lines)
+        )
+    return out
+
+
 def watch_plan(args: argparse.Namespace, settings: Settings) -> WatchPlan:
     """The watch phase's knobs, with the threads its server needs.
 
@@ -691,7 +729,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         and not (args.compare_only and not c.writes)
     ]
     settings = Settings.from_env()  # what the servers read too: they inherit the environment
-    only = args.watch_only or args.postgres_only or args.combined_only
+    only = args.watch_only or args.postgres_only or args.combined_only or args.scale_only
     alone = only or args.compare_only  # no phase beyond the main one's
     watching = None
     if args.watch_only or not (args.no_watch or alone):
@@ -710,6 +748,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_postgres = postgres_phase(run)
         if args.combined_only or not (args.no_combined or alone):
             joined = combined.run(root, launch, plan.lists, say, log.check)
+        scaled = None
+        if args.scale_only or not (args.no_scale or alone):
+            scaled = scale_phase(run, args)
         watched = None if watching is None else watch_phase(run, watching)
     say("done")
     if measured is not None:
@@ -720,6 +761,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(postgres.report(on_postgres[0].figures, on_postgres[1], sqlite), end="\n\n")
     if joined is not None:
         print(combined.report(joined), end="\n\n")
+    for name, lines in scaled or ():
+        print(scale.report(name, lines, args.scale_objects), end="\n\n")
     if watched is not None:
         print(watch.report(watched), end="\n\n")
     print("server logs: " + ("; ".join(log.lines) if log.lines else "no errors, no restarts"))
