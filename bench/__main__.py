@@ -22,6 +22,10 @@ creates again, by the same code, on a server that differs only by its database: 
 PostgreSQL on loopback. Its figures are judged against PostgreSQL's own targets and divided
 by SQLite's of the same run.
 
+The scale phase (:mod:`bench.scale`) fills stores of its own to a million objects by their
+bulk path and measures reads over HTTPS and the size left by a million updates, on SQLite then
+on a throwaway PostgreSQL.
+
 The watch phase (:mod:`bench.watch`) runs last, alone, on a server of its own started with
 the threads its watches need: 1,000 watches while changes are written, delivery latency,
 share delivered and the server's memory.
