@@ -32,6 +32,13 @@ class Goal:
         return f"{'>=' if self.at_least else '<='} {bound}"
 
 
+def verdict(goal: Goal | None, value: float) -> str:
+    """PASS or FAIL against the target; "-" for figures quoted for comparison only."""
+    if goal is None:
+        return "-"
+    return "PASS" if goal.met(value) else "FAIL"
+
+
 @dataclass(frozen=True, slots=True)
 class Figure:
     """One measured number with everything needed to judge it."""
@@ -63,10 +70,7 @@ class Figure:
 
     @property
     def verdict(self) -> str:
-        """PASS or FAIL against the target; "-" for figures quoted for comparison only."""
-        if self.goal is None:
-            return "-"
-        return "PASS" if self.goal.met(self.value) else "FAIL"
+        return verdict(self.goal, self.value)
 
 
 def skewed(usage: cpu.Usage | None) -> bool:
@@ -220,9 +224,7 @@ class Ratio:
 
     @property
     def verdict(self) -> str:
-        if self.goal is None:
-            return "-"
-        return "PASS" if self.goal.met(self.value) else "FAIL"
+        return verdict(self.goal, self.value)
 
 
 def ratios_table(ratios: Sequence[Ratio]) -> str:

@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import psycopg
 
-from bench.report import Goal, percentile, table
+from bench.report import Goal, percentile, table, verdict
 from bench.scenarios import task
 from bench.serve import REAL_APP, Launch
 from bench.wire import Connection, Target
@@ -80,9 +80,7 @@ class Line:
 
     @property
     def verdict(self) -> str:
-        if self.goal is None:
-            return "-"
-        return "PASS" if self.goal.met(self.value) else "FAIL"
+        return verdict(self.goal, self.value)
 
 
 def sqlite_engine(directory: Path, name: str) -> Engine:
