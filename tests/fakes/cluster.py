@@ -287,8 +287,10 @@ class FakeCluster:
         self.objects.cut_watches()  # releases the threads of the watches just dropped
 
     def stop(self) -> None:
-        """Stop serving and cut open connections (a pooled client reconnects and is refused)."""
+        """Stop serving and cut open connections (a pooled client reconnects and is refused);
+        open watches end first, with their last chunk, as kube-apiserver's do when it stops."""
         self.objects.cut_watches()
+        self._server.wait_for_streams(2.0)
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -503,7 +505,14 @@ class _Server(ThreadingHTTPServer):
         self.context = context
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self.streams = 0  # responses being streamed, under streams_done's lock
+        self.streams_done = threading.Condition()
         super().__init__(("127.0.0.1", 0), _Handler)
+
+    def wait_for_streams(self, seconds: float) -> None:
+        """Let streams whose items have ended write their last chunk (bounded)."""
+        with self.streams_done:
+            self.streams_done.wait_for(lambda: self.streams == 0, seconds)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         if self.fake.down:
@@ -579,14 +588,21 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self, items: Iterator[Any]) -> None:
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        with self.server.streams_done:
+            self.server.streams += 1
         try:
             for item in items:
                 line = orjson.dumps(item) + b"\n"
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
         except OSError:
             self.close_connection = True  # the client left
+        finally:
+            with self.server.streams_done:
+                self.server.streams -= 1
+                self.server.streams_done.notify_all()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read ``FakeCluster.requests`` instead."""
