@@ -1,0 +1,267 @@
+"""The search index's tables and a :class:`store.search.Query` compiled to each engine's SQL.
+
+One row of ``documents`` per searchable object (the latest generation of each): its key, kind
+(lower-cased), generation, priority and details. The words of the details are indexed by the
+engine: SQLite FTS5 as an external-content table kept by triggers (``unicode61`` without
+diacritics removal, prefix indexes for ``word*``), PostgreSQL a generated ``tsvector``
+(configuration ``simple``: lower-cased, no stemming, no stop words) under a GIN index. Both
+split words alike for what tasks hold: Unicode letters and digits, lower-cased.
+
+A query becomes one statement with bound parameters only: a value's text reaches FTS5 inside
+a quoted string (a phrase of its words) and PostgreSQL through ``phraseto_tsquery``, never as
+query syntax. Hits come ranked (bm25 / ts_rank, then key) with keyset paging on
+(rank, res, ns, name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from store.search import Condition, Exact, Occur, Query, Range, Words
+
+SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY,
+    res TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
+    generation INTEGER NOT NULL, priority INTEGER, details TEXT NOT NULL,
+    UNIQUE (res, ns, name)
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
+    details, content='documents', content_rowid='id',
+    tokenize='unicode61 remove_diacritics 0', prefix='2 3'
+);
+CREATE TRIGGER IF NOT EXISTS documents_added AFTER INSERT ON documents BEGIN
+    INSERT INTO documents_fts (rowid, details) VALUES (new.id, new.details);
+END;
+CREATE TRIGGER IF NOT EXISTS documents_removed AFTER DELETE ON documents BEGIN
+    INSERT INTO documents_fts (documents_fts, rowid, details)
+    VALUES ('delete', old.id, old.details);
+END;
+CREATE TRIGGER IF NOT EXISTS documents_changed AFTER UPDATE ON documents BEGIN
+    INSERT INTO documents_fts (documents_fts, rowid, details)
+    VALUES ('delete', old.id, old.details);
+    INSERT INTO documents_fts (rowid, details) VALUES (new.id, new.details);
+END;
+"""
+
+POSTGRES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id bigserial PRIMARY KEY,
+    res text COLLATE "C" NOT NULL, ns text COLLATE "C" NOT NULL, name text COLLATE "C" NOT NULL,
+    kind text NOT NULL, generation bigint NOT NULL, priority bigint, details text NOT NULL,
+    words tsvector NOT NULL, -- of the details lower-cased by Python: see _LOWER
+    UNIQUE (res, ns, name)
+);
+CREATE INDEX IF NOT EXISTS documents_words ON documents USING gin (words);
+"""
+
+_LOWER = str.lower
+"""PostgreSQL lower-cases by the database's locale: under ``C`` only ASCII, so "Écrire" would
+never match "écrire". Both the indexed details and the searched text are lower-cased here."""
+
+SQLITE_INSERT = (
+    "INSERT INTO documents (res, ns, name, kind, generation, priority, details) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+POSTGRES_INSERT = (
+    "INSERT INTO documents (res, ns, name, kind, generation, priority, details, words) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, to_tsvector('simple', %s))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """What the index keeps of one object: its key, kind, generation, priority, details."""
+
+    res: str
+    namespace: str
+    name: str
+    kind: str
+    generation: int
+    priority: int | None
+    details: str
+
+    def sqlite_row(self) -> tuple[Any, ...]:
+        """The parameters of :data:`SQLITE_INSERT`."""
+        return (
+            self.res,
+            self.namespace,
+            self.name,
+            self.kind.lower(),
+            self.generation,
+            self.priority,
+            self.details,
+        )
+
+    def postgres_row(self) -> tuple[Any, ...]:
+        """The parameters of :data:`POSTGRES_INSERT`."""
+        return (*self.sqlite_row(), _LOWER(self.details))
+
+
+_FIELD_COLUMNS = {"name": "d.name", "namespace": "d.ns", "kind": "d.kind"}
+_LAST = "\U0010ffff"  # after every character: the end of a prefix's range
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result, in rank order (``rank``: lower is better on both engines)."""
+
+    res: str
+    namespace: str
+    name: str
+    kind: str
+    generation: int
+    priority: int | None
+    rank: float
+    snippet: str
+
+
+def hits(rows: Sequence[Sequence[Any]]) -> list[Hit]:
+    """The rows of a :meth:`_Compiler.search` statement as hits."""
+    return [Hit(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    sql: str
+    params: tuple[Any, ...]
+
+
+class _Compiler:
+    """What differs between the engines: placeholders, a text condition, the rank."""
+
+    placeholder = "?"
+
+    def words(self, words: Words) -> Statement:
+        raise NotImplementedError
+
+    def ranked(self, positive: Sequence[Words]) -> tuple[str, str, str, tuple[Any, ...]]:
+        """A FROM-clause addition, the rank and snippet expressions, and their parameters."""
+        raise NotImplementedError
+
+    def condition(self, condition: Condition) -> Statement:
+        if isinstance(condition, Words):
+            return self.words(condition)
+        if isinstance(condition, Exact):
+            column = _FIELD_COLUMNS[condition.field]
+            if condition.prefix:
+                return Statement(
+                    f"{column} >= ? AND {column} < ?", (condition.value, condition.value + _LAST)
+                )
+            return Statement(f"{column} = ?", (condition.value,))
+        return _range(condition)
+
+    def where(self, query: Query) -> Statement:
+        must = [c for c in query.clauses if c.occur is Occur.MUST]
+        should = [c for c in query.clauses if c.occur is Occur.SHOULD]
+        must_not = [c for c in query.clauses if c.occur is Occur.MUST_NOT]
+        parts: list[str] = []
+        params: list[Any] = []
+        for clause in must:
+            found = self.condition(clause.condition)
+            parts.append(f"({found.sql})")
+            params += found.params
+        if should and not must:
+            either = [self.condition(c.condition) for c in should]
+            parts.append("(" + " OR ".join(f"({s.sql})" for s in either) + ")")
+            params += [p for s in either for p in s.params]
+        for clause in must_not:
+            found = self.condition(clause.condition)
+            parts.append(f"CASE WHEN {found.sql} THEN 0 ELSE 1 END = 1")  # NULL is no match
+            params += found.params
+        return Statement(" AND ".join(parts), tuple(params))
+
+    def search(
+        self, query: Query, limit: int, after: tuple[float, str, str, str] | None
+    ) -> Statement:
+        """The hits of ``query``, ``limit`` of them after the key ``after``."""
+        where = self.where(query)
+        positive = [
+            c.condition
+            for c in query.clauses
+            if c.occur is not Occur.MUST_NOT and isinstance(c.condition, Words)
+        ]
+        join, rank, snippet, ranked_params = self.ranked(positive)
+        inner = (
+            f"SELECT d.res, d.ns, d.name, d.kind, d.generation, d.priority, {rank} AS rank, "
+            f"{snippet} AS snippet FROM documents d {join} WHERE {where.sql}"
+        )
+        cursor = "WHERE (rank, res, ns, name) > (?, ?, ?, ?) " if after else ""
+        sql = f"SELECT * FROM ({inner}) hits {cursor}ORDER BY rank, res, ns, name LIMIT ?"
+        params = (*ranked_params, *where.params, *(after or ()), limit)
+        return Statement(sql.replace("?", self.placeholder), params)
+
+
+def _range(condition: Range) -> Statement:
+    column = f"d.{condition.field}"
+    parts: list[str] = []
+    params: list[Any] = []
+    if condition.low is not None:
+        parts.append(f"{column} {'>=' if condition.low_inclusive else '>'} ?")
+        params.append(condition.low)
+    if condition.high is not None:
+        parts.append(f"{column} {'<=' if condition.high_inclusive else '<'} ?")
+        params.append(condition.high)
+    return Statement(" AND ".join(parts), tuple(params))
+
+
+def _fts5_phrase(words: Words) -> str:
+    """The value as one FTS5 string (a phrase of its words), prefix-marked if asked."""
+    return '"' + words.text.replace('"', '""') + '"' + (" *" if words.prefix else "")
+
+
+class SQLiteCompiler(_Compiler):
+    def words(self, words: Words) -> Statement:
+        return Statement(
+            "d.id IN (SELECT rowid FROM documents_fts WHERE documents_fts MATCH ?)",
+            (_fts5_phrase(words),),
+        )
+
+    def ranked(self, positive: Sequence[Words]) -> tuple[str, str, str, tuple[Any, ...]]:
+        if not positive:
+            return "", "0.0", "''", ()
+        join = (
+            "LEFT JOIN (SELECT rowid, bm25(documents_fts) AS score, "
+            "snippet(documents_fts, 0, '[', ']', '...', 16) AS snippet "
+            "FROM documents_fts WHERE documents_fts MATCH ?) r ON r.rowid = d.id"
+        )
+        either = " OR ".join(_fts5_phrase(w) for w in positive)
+        return join, "COALESCE(r.score, 0.0)", "COALESCE(r.snippet, '')", (either,)
+
+
+class PostgresCompiler(_Compiler):
+    placeholder = "%s"
+
+    def words(self, words: Words) -> Statement:
+        found = _tsquery(words)
+        return Statement(f"d.words @@ {found.sql}", found.params)
+
+    def ranked(self, positive: Sequence[Words]) -> tuple[str, str, str, tuple[Any, ...]]:
+        if not positive:
+            return "", "0.0", "''", ()
+        queries = [_tsquery(w) for w in positive]
+        join = ", LATERAL (SELECT " + " || ".join(q.sql for q in queries) + " AS q) q"
+        snippet = (
+            "ts_headline('simple', d.details, q.q, "
+            "'StartSel=[, StopSel=], MaxWords=16, MinWords=4')"
+        )
+        rank = "(-ts_rank(d.words, q.q))::float8"  # a real would not compare equal to itself
+        return join, rank, snippet, tuple(p for q in queries for p in q.params)
+
+
+def _tsquery(words: Words) -> Statement:
+    """A tsquery of the value's words as a phrase, the last one a prefix if asked: the text
+    goes through ``phraseto_tsquery`` (no syntax), a prefix word through ``quote_literal``."""
+    text = _LOWER(words.text)
+    if not words.prefix:
+        return Statement("phraseto_tsquery('simple', ?)", (text,))
+    start = len(text)
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    head, last = text[:start], text[start:]
+    prefix = "to_tsquery('simple', quote_literal(?) || ':*')"
+    if not any(char.isalnum() for char in head):
+        return Statement(prefix, (last,))
+    return Statement(f"tsquery_phrase(phraseto_tsquery('simple', ?), {prefix})", (head, last))

@@ -1,0 +1,164 @@
+"""The search index's SQL on both engines: each operator of the query language over a small
+corpus, ranking and keyset paging, and user text that never becomes query syntax."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from store.fulltext import (
+    POSTGRES_INSERT,
+    POSTGRES_SCHEMA,
+    SQLITE_INSERT,
+    SQLITE_SCHEMA,
+    Document,
+    Hit,
+    PostgresCompiler,
+    SQLiteCompiler,
+    hits,
+)
+from store.search import parse
+from tests.support.postgres import postgres_database_fixture, postgres_url_fixture  # noqa: F401
+
+DOCUMENTS = [
+    Document("r", *row)
+    for row in [
+        # ns, name, kind, generation, priority, details
+        ("default", "task-sample-3", "task", 1, 3, "Rebuild the search shards of task-sample-3"),
+        ("default", "task-sample-4", "task", 2, 4, "Rebuild the search shards of task-sample-4"),
+        (
+            "default",
+            "reindex",
+            "customtask",
+            5,
+            9,
+            "Reindex the tenant's shards, then page the on-call",
+        ),
+        ("other", "task-sample-4", "task", 1, 1, "Compare document counts with the primary"),
+        (
+            "other",
+            "quotes",
+            "clustertask",
+            1,
+            None,
+            "He said \"hello\" -- it's on-call's job; a:b +1",
+        ),
+        ("other", "école", "Task", 3, 7, "Écrire le résumé des répliques; 東京 shards"),
+    ]
+]
+
+Search = Callable[[str, int, "tuple[float, str, str, str] | None"], list[Hit]]
+
+
+def sqlite_search(tmp_path: Path) -> Iterator[Search]:
+    conn = sqlite3.connect(tmp_path / "s.db")
+    conn.executescript(SQLITE_SCHEMA)
+    conn.executemany(SQLITE_INSERT, [d.sqlite_row() for d in DOCUMENTS])
+    conn.commit()
+
+    def search(text: str, limit: int, after: Any) -> list[Hit]:
+        statement = SQLiteCompiler().search(parse(text), limit, after)
+        return hits(conn.execute(statement.sql, statement.params).fetchall())
+
+    yield search
+    conn.close()
+
+
+def postgres_search(url: str) -> Iterator[Search]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(POSTGRES_SCHEMA)
+        with conn.cursor() as cursor:
+            cursor.executemany(POSTGRES_INSERT, [d.postgres_row() for d in DOCUMENTS])
+
+        def search(text: str, limit: int, after: Any) -> list[Hit]:
+            statement = PostgresCompiler().search(parse(text), limit, after)
+            return hits(conn.execute(statement.sql, statement.params).fetchall())
+
+        yield search
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def search(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Search]:
+    if request.param == "sqlite":
+        yield from sqlite_search(tmp_path)
+    else:
+        yield from postgres_search(request.getfixturevalue("postgres_database"))
+
+
+def keys(found: Sequence[Hit]) -> set[str]:
+    return {f"{h.namespace}/{h.name}" for h in found}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # the tutorial's query: the phrase, in one namespace; never task-sample-3
+        ("+details:task-sample-4 +namespace:default", {"default/task-sample-4"}),
+        ("+name:task-sample-4", {"default/task-sample-4", "other/task-sample-4"}),
+        (
+            "shards",
+            {"default/task-sample-3", "default/task-sample-4", "default/reindex", "other/école"},
+        ),
+        ("+shards -reindex", {"default/task-sample-3", "default/task-sample-4", "other/école"}),
+        ("+shards +priority:>=4", {"default/task-sample-4", "default/reindex", "other/école"}),
+        ("+shards +priority:>4 +priority:<9", {"other/école"}),
+        ("+shards -priority:>=4", {"default/task-sample-3"}),
+        ("generation:>=3", {"default/reindex", "other/école"}),
+        ("-priority:3 +namespace:other", {"other/task-sample-4", "other/quotes", "other/école"}),
+        ('"page the on-call"', {"default/reindex"}),
+        ('"the on-call"', {"default/reindex"}),  # a phrase: "the" right before "on call"
+        ("rebui*", {"default/task-sample-3", "default/task-sample-4"}),
+        ("+name:task-* +namespace:other", {"other/task-sample-4"}),
+        ("kind:CustomTask", {"default/reindex"}),
+        ("kind:task -namespace:default", {"other/task-sample-4", "other/école"}),
+        ("écrire", {"other/école"}),  # no diacritics removed, case folded
+        ("ÉCRIRE", {"other/école"}),
+        ("東京", {"other/école"}),
+        ("name:école", {"other/école"}),
+        ("it's", {"other/quotes"}),
+        ('"hello"', {"other/quotes"}),
+        ('say\\"hello', set()),  # the phrase "say hello": absent
+        ("a\\:b", {"other/quotes"}),  # "a b": the escaped colon is no field
+        ("\\+1", {"other/quotes"}),
+        ("NEAR OR AND NOT", set()),  # FTS5 operators are words here
+        ("details:details", set()),  # a column filter in FTS5 syntax is a word too
+        ("tenant", {"default/reindex"}),
+        ("primary counts", {"other/task-sample-4"}),  # either word, as bleve's plain clauses
+    ],
+)
+def test_each_operator_finds_what_it_says(search: Search, query: str, expected: set[str]) -> None:
+    assert keys(search(query, 100, None)) == expected
+
+
+def test_hits_rank_the_most_relevant_first_then_by_key(search: Search) -> None:
+    found = search("shards rebuild", 100, None)
+    assert [h.name for h in found[:2]] == ["task-sample-3", "task-sample-4"]  # both words
+    assert [h.rank for h in found] == sorted(h.rank for h in found)
+    assert "[shards]" in found[0].snippet or "[Rebuild]" in found[0].snippet
+
+
+def test_paging_by_one_returns_each_hit_once_in_order(search: Search) -> None:
+    everything = search("shards", 100, None)
+    paged: list[Hit] = []
+    after = None
+    while page := search("shards", 1, after):
+        paged += page
+        last = page[-1]
+        after = (last.rank, last.res, last.namespace, last.name)
+    assert paged == everything and len(paged) == 4
+
+
+def test_hits_carry_what_the_answer_shows(search: Search) -> None:
+    (hit,) = search("+name:reindex", 10, None)
+    assert (hit.res, hit.namespace, hit.kind, hit.generation, hit.priority) == (
+        "r",
+        "default",
+        "customtask",
+        5,
+        9,
+    )
