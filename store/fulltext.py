@@ -73,31 +73,29 @@ POSTGRES_INSERT = (
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """What the index keeps of one object: its key, kind, generation, priority, details."""
+    """What the index keeps of one object besides its key: kind, generation, priority and
+    details (the kind declares how to read them from its objects)."""
 
-    res: str
-    namespace: str
-    name: str
     kind: str
     generation: int
     priority: int | None
     details: str
 
-    def sqlite_row(self) -> tuple[Any, ...]:
+    def sqlite_row(self, res: str, namespace: str, name: str) -> tuple[Any, ...]:
         """The parameters of :data:`SQLITE_INSERT`."""
         return (
-            self.res,
-            self.namespace,
-            self.name,
+            res,
+            namespace,
+            name,
             self.kind.lower(),
             self.generation,
             self.priority,
             self.details,
         )
 
-    def postgres_row(self) -> tuple[Any, ...]:
+    def postgres_row(self, res: str, namespace: str, name: str) -> tuple[Any, ...]:
         """The parameters of :data:`POSTGRES_INSERT`."""
-        return (*self.sqlite_row(), _LOWER(self.details))
+        return (*self.sqlite_row(res, namespace, name), _LOWER(self.details))
 
 
 _FIELD_COLUMNS = {"name": "d.name", "namespace": "d.ns", "kind": "d.kind"}

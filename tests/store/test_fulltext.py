@@ -25,32 +25,15 @@ from store.fulltext import (
 from store.search import parse
 from tests.support.postgres import postgres_database_fixture, postgres_url_fixture  # noqa: F401
 
+D = Document
 DOCUMENTS = [
-    Document("r", *row)
-    for row in [
-        # ns, name, kind, generation, priority, details
-        ("default", "task-sample-3", "task", 1, 3, "Rebuild the search shards of task-sample-3"),
-        ("default", "task-sample-4", "task", 2, 4, "Rebuild the search shards of task-sample-4"),
-        (
-            "default",
-            "reindex",
-            "customtask",
-            5,
-            9,
-            "Reindex the tenant's shards, then page the on-call",
-        ),
-        ("other", "task-sample-4", "task", 1, 1, "Compare document counts with the primary"),
-        (
-            "other",
-            "quotes",
-            "clustertask",
-            1,
-            None,
-            "He said \"hello\" -- it's on-call's job; a:b +1",
-        ),
-        ("other", "école", "Task", 3, 7, "Écrire le résumé des répliques; 東京 shards"),
-    ]
-]
+    ("default", "task-sample-3", D("task", 1, 3, "Rebuild the search shards of task-sample-3")),
+    ("default", "task-sample-4", D("task", 2, 4, "Rebuild the search shards of task-sample-4")),
+    ("default", "reindex", D("customtask", 5, 9, "Reindex the tenant's shards, then page on-call")),
+    ("other", "task-sample-4", D("task", 1, 1, "Compare document counts with the primary")),
+    ("other", "quotes", D("clustertask", 1, None, 'He said "hello" -- it\'s on-call\'s; a:b +1')),
+    ("other", "école", D("Task", 3, 7, "Écrire le résumé des répliques; 東京 shards")),
+]  # fmt: skip
 
 Search = Callable[[str, int, "tuple[float, str, str, str] | None"], list[Hit]]
 
@@ -58,7 +41,7 @@ Search = Callable[[str, int, "tuple[float, str, str, str] | None"], list[Hit]]
 def sqlite_search(tmp_path: Path) -> Iterator[Search]:
     conn = sqlite3.connect(tmp_path / "s.db")
     conn.executescript(SQLITE_SCHEMA)
-    conn.executemany(SQLITE_INSERT, [d.sqlite_row() for d in DOCUMENTS])
+    conn.executemany(SQLITE_INSERT, [d.sqlite_row("r", ns, name) for ns, name, d in DOCUMENTS])
     conn.commit()
 
     def search(text: str, limit: int, after: Any) -> list[Hit]:
@@ -73,7 +56,9 @@ def postgres_search(url: str) -> Iterator[Search]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(POSTGRES_SCHEMA)
         with conn.cursor() as cursor:
-            cursor.executemany(POSTGRES_INSERT, [d.postgres_row() for d in DOCUMENTS])
+            cursor.executemany(
+                POSTGRES_INSERT, [d.postgres_row("r", ns, name) for ns, name, d in DOCUMENTS]
+            )
 
         def search(text: str, limit: int, after: Any) -> list[Hit]:
             statement = PostgresCompiler().search(parse(text), limit, after)
@@ -110,8 +95,9 @@ def keys(found: Sequence[Hit]) -> set[str]:
         ("+shards -priority:>=4", {"default/task-sample-3"}),
         ("generation:>=3", {"default/reindex", "other/école"}),
         ("-priority:3 +namespace:other", {"other/task-sample-4", "other/quotes", "other/école"}),
-        ('"page the on-call"', {"default/reindex"}),
-        ('"the on-call"', {"default/reindex"}),  # a phrase: "the" right before "on call"
+        ('"then page on-call"', {"default/reindex"}),
+        ('"page on-call"', {"default/reindex"}),  # a phrase: "page" right before "on call"
+        ('"shards rebuild"', set()),  # both words are there, not in that order
         ("rebui*", {"default/task-sample-3", "default/task-sample-4"}),
         ("+name:task-* +namespace:other", {"other/task-sample-4"}),
         ("kind:CustomTask", {"default/reindex"}),
