@@ -36,7 +36,7 @@ from bench.scenarios import task
 from bench.serve import REAL_APP, Launch
 from bench.wire import Connection, Target
 from handlers.registry import find
-from store import Store
+from store import New, Store
 from store.compactor import MIN_AGE_SECONDS, MIN_REVISIONS
 from store.postgres import PostgresStore
 from store.sqlite import SQLiteStore
@@ -139,7 +139,8 @@ def load(store: Store, first: int, last: int) -> None:
         batch = []
         for number in range(start, min(last, start + CHUNK)):
             obj = stored(number)
-            batch.append((NAMESPACE, obj["metadata"]["name"], obj, kind.kind.field_values(obj)))
+            fields = kind.kind.field_values(obj)
+            batch.append(New(NAMESPACE, obj["metadata"]["name"], obj, fields))
         store.load(RESOURCE, batch)
 
 

@@ -25,6 +25,9 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
+from store.fulltext import Document, Hit
+from store.search import Query
+
 _META_PREFIX = b'{"metadata":{'
 
 
@@ -40,8 +43,15 @@ class Compacted(NamedTuple):
     removed: int
 
 
-New = tuple[str, str, Mapping[str, Any], Mapping[str, str]]
-"""An object to create: namespace, name, the object, its selectable fields' values."""
+class New(NamedTuple):
+    """An object to create: where, what, its selectable fields' values and what the search
+    index keeps of it (None: not searchable)."""
+
+    namespace: str
+    name: str
+    obj: Mapping[str, Any]
+    fields: Mapping[str, str]
+    document: Document | None = None
 
 
 class StoreError(Exception):
@@ -234,8 +244,10 @@ class Store(Protocol):
         name: str,
         obj: Mapping[str, Any],
         fields: Mapping[str, str],
+        document: Document | None = None,
     ) -> Row:
-        """Store a new object under a new revision; raises :class:`AlreadyExists`."""
+        """Store a new object under a new revision, and ``document`` in the search index;
+        raises :class:`AlreadyExists`."""
         ...
 
     def load(self, resource: str, objects: Sequence[New]) -> int:
@@ -253,13 +265,22 @@ class Store(Protocol):
         expected_revision: int,
         obj: Mapping[str, Any],
         fields: Mapping[str, str],
+        document: Document | None = None,
     ) -> Row:
-        """Replace the object if it is still at ``expected_revision``; raises NotFound/Conflict."""
+        """Replace the object if it is still at ``expected_revision``, and its search document
+        (None: it leaves the index); raises NotFound/Conflict."""
         ...
 
     def delete(self, resource: str, namespace: str, name: str, expected_revision: int) -> Row:
-        """Remove the object if still at ``expected_revision``; returns its last state at the
-        deletion's revision. Raises NotFound/Conflict."""
+        """Remove the object (and its search document) if still at ``expected_revision``;
+        returns its last state at the deletion's revision. Raises NotFound/Conflict."""
+        ...
+
+    def search(
+        self, query: Query, limit: int, after: tuple[float, str, str, str] | None = None
+    ) -> builtins.list[Hit]:
+        """The documents matching ``query``, best first (then by key), ``limit`` of them after
+        the hit keyed ``after`` (rank, resource, namespace, name)."""
         ...
 
     def list(

@@ -117,7 +117,7 @@ class Hit:
 
 
 def hits(rows: Sequence[Sequence[Any]]) -> list[Hit]:
-    """The rows of a :meth:`_Compiler.search` statement as hits."""
+    """The rows of a :meth:`Compiler.search` statement as hits."""
     return [Hit(*row) for row in rows]
 
 
@@ -127,7 +127,7 @@ class Statement:
     params: tuple[Any, ...]
 
 
-class _Compiler:
+class Compiler:
     """What differs between the engines: placeholders, a text condition, the rank."""
 
     placeholder = "?"
@@ -210,7 +210,7 @@ def _fts5_phrase(words: Words) -> str:
     return '"' + words.text.replace('"', '""') + '"' + (" *" if words.prefix else "")
 
 
-class SQLiteCompiler(_Compiler):
+class SQLiteCompiler(Compiler):
     def words(self, words: Words) -> Statement:
         return Statement(
             "d.id IN (SELECT rowid FROM documents_fts WHERE documents_fts MATCH ?)",
@@ -229,7 +229,7 @@ class SQLiteCompiler(_Compiler):
         return join, "COALESCE(r.score, 0.0)", "COALESCE(r.snippet, '')", (either,)
 
 
-class PostgresCompiler(_Compiler):
+class PostgresCompiler(Compiler):
     placeholder = "%s"
 
     def words(self, words: Words) -> Statement:

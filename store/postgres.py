@@ -41,9 +41,11 @@ from store import (
     Predicate,
     Row,
     Term,
+    fulltext,
     paginate,
     stored_row,
 )
+from store.fulltext import Document
 from store.sql import Query, SQLStore, Statements, columns, merged, read_at
 
 Connection = psycopg.Connection[TupleRow]
@@ -129,10 +131,32 @@ BEGIN
     END IF;
 END $$;
 
+-- The object's search document: kept (written only when it changed) or, without a kind, gone.
+CREATE OR REPLACE FUNCTION kv_document(
+    p_res text, p_ns text, p_name text,
+    p_kind text, p_generation bigint, p_priority bigint, p_details text, p_words text
+) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_kind IS NULL THEN
+        DELETE FROM documents WHERE res = p_res AND ns = p_ns AND name = p_name;
+        RETURN;
+    END IF;
+    INSERT INTO documents AS d (res, ns, name, kind, generation, priority, details, words)
+    VALUES (p_res, p_ns, p_name, p_kind, p_generation, p_priority, p_details,
+            to_tsvector('simple', p_words))
+    ON CONFLICT (res, ns, name) DO UPDATE SET kind = EXCLUDED.kind,
+        generation = EXCLUDED.generation, priority = EXCLUDED.priority,
+        details = EXCLUDED.details, words = EXCLUDED.words
+    WHERE (d.kind, d.generation, d.priority, d.details)
+        IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.generation, EXCLUDED.priority, EXCLUDED.details);
+END $$;
+
 -- The functions write the log's type as literals: 0, 1, 2 are store.ADDED, MODIFIED, DELETED.
 
+DROP FUNCTION IF EXISTS kv_create(text, text, text, bytea, bytea, bytea);
 CREATE OR REPLACE FUNCTION kv_create(
-    p_res text, p_ns text, p_name text, p_value bytea, p_labels bytea, p_fields bytea
+    p_res text, p_ns text, p_name text, p_value bytea, p_labels bytea, p_fields bytea,
+    p_kind text, p_generation bigint, p_priority bigint, p_details text, p_words text
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     r bigint;
@@ -147,12 +171,18 @@ BEGIN
     INSERT INTO log (rev, ts, res, ns, name, type, prev_rev)
     VALUES (r, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name, 0 /* ADDED */, 0);
     PERFORM kv_index(p_res, p_ns, p_name, p_labels, p_fields, NULL, NULL);
+    IF p_kind IS NOT NULL THEN
+        PERFORM kv_document(p_res, p_ns, p_name, p_kind, p_generation, p_priority, p_details,
+                            p_words);
+    END IF;
     RETURN r;
 END $$;
 
 -- Many creates in one transaction, each under its own revision (the arrays' order).
+DROP FUNCTION IF EXISTS kv_load(text, text[], text[], bytea[], bytea[], bytea[]);
 CREATE OR REPLACE FUNCTION kv_load(
-    p_res text, p_ns text[], p_name text[], p_value bytea[], p_labels bytea[], p_fields bytea[]
+    p_res text, p_ns text[], p_name text[], p_value bytea[], p_labels bytea[], p_fields bytea[],
+    p_kind text[], p_generation bigint[], p_priority bigint[], p_details text[], p_words text[]
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     n bigint := cardinality(p_name);
@@ -171,14 +201,22 @@ BEGIN
     SELECT p_res, t.source, t.key, t.value, x.ns, x.name
     FROM unnest(p_ns, p_name, p_labels, p_fields) x(ns, name, labels, fields),
         kv_terms(x.labels, x.fields) t;
+    INSERT INTO documents (res, ns, name, kind, generation, priority, details, words)
+    SELECT p_res, x.ns, x.name, x.kind, x.generation, x.priority, x.details,
+           to_tsvector('simple', x.words)
+    FROM unnest(p_ns, p_name, p_kind, p_generation, p_priority, p_details, p_words)
+        x(ns, name, kind, generation, priority, details, words)
+    WHERE x.kind IS NOT NULL;
     RETURN r;
 EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION USING ERRCODE = 'KV409', MESSAGE = 'one of the objects exists';
 END $$;
 
+DROP FUNCTION IF EXISTS kv_update(text, text, text, bigint, bytea, bytea, bytea);
 CREATE OR REPLACE FUNCTION kv_update(
     p_res text, p_ns text, p_name text, p_expected bigint,
-    p_value bytea, p_labels bytea, p_fields bytea
+    p_value bytea, p_labels bytea, p_fields bytea,
+    p_kind text, p_generation bigint, p_priority bigint, p_details text, p_words text
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     r bigint;
@@ -198,6 +236,8 @@ BEGIN
     VALUES (r, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name,
             1 /* MODIFIED */, p_expected, old.value, old.labels, old.fields);
     PERFORM kv_index(p_res, p_ns, p_name, p_labels, p_fields, old.labels, old.fields);
+    PERFORM kv_document(p_res, p_ns, p_name, p_kind, p_generation, p_priority, p_details,
+                        p_words);
     RETURN r;
 END $$;
 
@@ -220,6 +260,7 @@ BEGIN
     VALUES (r_rev, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name,
             2 /* DELETED */, p_expected, old.value, old.labels, old.fields);
     PERFORM kv_index(p_res, p_ns, p_name, NULL, NULL, old.labels, old.fields);
+    DELETE FROM documents WHERE res = p_res AND ns = p_ns AND name = p_name;
     r_value := old.value;
     r_labels := old.labels;
     r_fields := old.fields;
@@ -270,6 +311,7 @@ class PostgresStore(SQLStore):
     """:class:`store.Store` on a PostgreSQL database, shared by any number of processes."""
 
     _sql = _SQL
+    _fulltext = fulltext.PostgresCompiler()
 
     def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: int = 10) -> None:
         """Connect to ``url`` (a libpq URL or DSN), create the schema if missing, open a pool
@@ -387,12 +429,13 @@ class PostgresStore(SQLStore):
         name: str,
         obj: Mapping[str, Any],
         fields: Mapping[str, str],
+        document: Document | None = None,
     ) -> Row:
         """Store a new object; raises :class:`AlreadyExists`."""
         value, labels, field_values = columns(obj, fields)
         (rev,) = self._write(
-            "SELECT kv_create(%s, %s, %s, %s, %s, %s)",
-            (resource, namespace, name, value, labels, field_values),
+            "SELECT kv_create(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (resource, namespace, name, value, labels, field_values, *_document(document)),
         )
         return stored_row(namespace, name, rev, value, labels, field_values)
 
@@ -402,14 +445,17 @@ class PostgresStore(SQLStore):
         on an empty table's, a selector's page joins the whole namespace."""
         if not objects:
             return self.revision()
-        stored = [columns(obj, fields) for _, _, obj, fields in objects]
+        stored = [columns(new.obj, new.fields) for new in objects]
+        documents = [_document(new.document) for new in objects]
         (last,) = self._write(
-            "SELECT kv_load(%s, %s::text[], %s::text[], %s::bytea[], %s::bytea[], %s::bytea[])",
+            "SELECT kv_load(%s, %s::text[], %s::text[], %s::bytea[], %s::bytea[], %s::bytea[], "
+            "%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[])",
             (
                 resource,
-                [namespace for namespace, _, _, _ in objects],
-                [name for _, name, _, _ in objects],
+                [new.namespace for new in objects],
+                [new.name for new in objects],
                 *map(list, zip(*stored, strict=True)),
+                *map(list, zip(*documents, strict=True)),
             ),
         )
         with self._borrow() as conn:  # what autovacuum would do a minute later
@@ -424,12 +470,22 @@ class PostgresStore(SQLStore):
         expected_revision: int,
         obj: Mapping[str, Any],
         fields: Mapping[str, str],
+        document: Document | None = None,
     ) -> Row:
         """Replace the object if still at ``expected_revision``."""
         value, labels, field_values = columns(obj, fields)
         (rev,) = self._write(
-            "SELECT kv_update(%s, %s, %s, %s::bigint, %s, %s, %s)",
-            (resource, namespace, name, expected_revision, value, labels, field_values),
+            "SELECT kv_update(%s, %s, %s, %s::bigint, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                resource,
+                namespace,
+                name,
+                expected_revision,
+                value,
+                labels,
+                field_values,
+                *_document(document),
+            ),
         )
         return stored_row(namespace, name, rev, value, labels, field_values)
 
@@ -463,9 +519,16 @@ class PostgresStore(SQLStore):
             self._idle.pop().close()
 
 
+def _document(document: Document | None) -> tuple[Any, ...]:
+    """The document arguments of the write functions (all None: no document)."""
+    if document is None:
+        return (None,) * 5
+    return document.postgres_row("", "", "")[3:]
+
+
 def _install_schema(conn: Connection) -> None:
     """Create what is missing; one process at a time (concurrent DDL would collide)."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        conn.execute(_SCHEMA)
+        conn.execute(_SCHEMA + fulltext.POSTGRES_SCHEMA)
         conn.execute("SELECT kv_schema_upgrade()")

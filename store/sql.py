@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from store import Change, Expired, Row, Term, encode, logged_change, stored_row
+from store import Change, Expired, Row, Term, encode, fulltext, logged_change, search, stored_row
 
 Query = tuple[str, Sequence[Any]]
 
@@ -178,6 +178,7 @@ class SQLStore(ABC):
     """The part of :class:`store.Store` both SQL stores implement alike, on their connections."""
 
     _sql: ClassVar[Statements]
+    _fulltext: ClassVar[fulltext.Compiler]
 
     @abstractmethod
     def _one(self, query: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
@@ -200,6 +201,14 @@ class SQLStore(ABC):
             return None
         rev, value, labels, fields = found
         return stored_row(namespace, name, rev, value, labels, fields)
+
+    def search(
+        self, query: search.Query, limit: int, after: tuple[float, str, str, str] | None = None
+    ) -> list[fulltext.Hit]:
+        """The documents matching ``query``, best first; see :class:`store.Store`."""
+        statement = self._fulltext.search(query, limit, after)
+        (rows,) = self._snapshot((statement.sql, statement.params))
+        return fulltext.hits(rows)
 
     def changes(
         self, after: int, *, resource: str | None = None, limit: int = 500

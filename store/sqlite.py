@@ -39,9 +39,11 @@ from store import (
     Predicate,
     Row,
     Term,
+    fulltext,
     paginate,
     stored_row,
 )
+from store.fulltext import Document
 from store.sql import Query, SQLStore, Statements, columns, counters, merged, read_at
 
 _SCHEMA = """
@@ -97,6 +99,14 @@ _INSERT_LOG = (
     "INSERT INTO log (rev, ts, res, ns, name, type, prev_rev, old_value, old_labels, old_fields) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_DELETE_DOCUMENT = "DELETE FROM documents WHERE res = ? AND ns = ? AND name = ?"
+_UPSERT_DOCUMENT = (
+    fulltext.SQLITE_INSERT + " ON CONFLICT (res, ns, name) DO UPDATE SET kind = excluded.kind, "
+    "generation = excluded.generation, priority = excluded.priority, details = excluded.details "
+    "WHERE documents.details IS NOT excluded.details "  # unchanged details: FTS left alone
+    "OR documents.generation IS NOT excluded.generation "
+    "OR documents.priority IS NOT excluded.priority"
+)
 _FIRST_YOUNG = "SELECT rev - 1 FROM log WHERE rev > ? AND ts >= ? ORDER BY rev LIMIT 1"
 """The newest revision older than a time (log times grow with revisions), when not the last."""
 
@@ -115,6 +125,7 @@ class SQLiteStore(SQLStore):
     """:class:`store.Store` on one SQLite database file."""
 
     _sql = _SQL
+    _fulltext = fulltext.SQLiteCompiler()
 
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         self._path = path
@@ -132,7 +143,7 @@ class SQLiteStore(SQLStore):
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
             with self._transaction(conn):
-                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
+                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + fulltext.SQLITE_SCHEMA)
                 if not conn.execute("SELECT v FROM meta WHERE k = 'terms'").fetchone()[0]:
                     conn.execute(_TERMS_OF_OBJECTS)
                     conn.execute("UPDATE meta SET v = 1 WHERE k = 'terms'")
@@ -248,6 +259,7 @@ class SQLiteStore(SQLStore):
         name: str,
         obj: Mapping[str, Any],
         fields: Mapping[str, str],
+        document: Document | None = None,
     ) -> Row:
         """Store a new object; raises :class:`AlreadyExists`."""
         value, labels, field_values = columns(obj, fields)
@@ -258,6 +270,10 @@ class SQLiteStore(SQLStore):
                 )
                 _append(conn, rev, resource, namespace, name, ADDED, 0)
                 _index(conn, resource, namespace, name, (labels, field_values))
+                if document is not None:
+                    conn.execute(
+                        fulltext.SQLITE_INSERT, document.sqlite_row(resource, namespace, name)
+                    )
         except sqlite3.IntegrityError as ex:
             raise AlreadyExists(name) from ex
         return stored_row(namespace, name, rev, value, labels, field_values)
@@ -265,9 +281,7 @@ class SQLiteStore(SQLStore):
     def load(self, resource: str, objects: Sequence[New]) -> int:
         """Create all of ``objects`` in one transaction, as creates would; see
         :class:`store.Store`."""
-        rows = [
-            (namespace, name, *columns(obj, fields)) for namespace, name, obj, fields in objects
-        ]
+        rows = [(new.namespace, new.name, *columns(new.obj, new.fields)) for new in objects]
         if not rows:
             return self.revision()
         now = time.time()
@@ -289,6 +303,14 @@ class SQLiteStore(SQLStore):
                     _TERMS_OF_ONE,
                     [(resource, ns, name, labels, fields) for ns, name, _, labels, fields in rows],
                 )
+                conn.executemany(
+                    fulltext.SQLITE_INSERT,
+                    [
+                        new.document.sqlite_row(resource, new.namespace, new.name)
+                        for new in objects
+                        if new.document is not None
+                    ],
+                )
         except sqlite3.IntegrityError as ex:
             raise AlreadyExists(str(ex)) from ex
         return last
@@ -301,6 +323,7 @@ class SQLiteStore(SQLStore):
         expected_revision: int,
         obj: Mapping[str, Any],
         fields: Mapping[str, str],
+        document: Document | None = None,
     ) -> Row:
         """Replace the object if still at ``expected_revision``."""
         value, labels, field_values = columns(obj, fields)
@@ -313,6 +336,10 @@ class SQLiteStore(SQLStore):
             )
             _append(conn, rev, resource, namespace, name, MODIFIED, expected_revision, old)
             _index(conn, resource, namespace, name, (labels, field_values), old[1:])
+            if document is None:
+                conn.execute(_DELETE_DOCUMENT, (resource, namespace, name))
+            else:
+                conn.execute(_UPSERT_DOCUMENT, document.sqlite_row(resource, namespace, name))
         return stored_row(namespace, name, rev, value, labels, field_values)
 
     def delete(self, resource: str, namespace: str, name: str, expected_revision: int) -> Row:
@@ -325,6 +352,7 @@ class SQLiteStore(SQLStore):
             )
             _append(conn, rev, resource, namespace, name, DELETED, expected_revision, old)
             _index(conn, resource, namespace, name, None, old[1:])
+            conn.execute(_DELETE_DOCUMENT, (resource, namespace, name))
         return stored_row(namespace, name, rev, *old)
 
     def compact(self, *, min_age_seconds: float, min_revisions: int) -> Compacted:

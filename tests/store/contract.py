@@ -16,7 +16,9 @@ from typing import TypeVar
 import orjson
 import pytest
 
-from store import FIELD, LABEL, AlreadyExists, Conflict, Expired, NotFound, Store, Term
+from store import FIELD, LABEL, AlreadyExists, Conflict, Expired, New, NotFound, Store, Term
+from store.fulltext import Document
+from store.search import parse
 
 T = TypeVar("T")
 
@@ -233,7 +235,7 @@ def a_load_is_many_creates_all_or_nothing(store: Store) -> None:
     last = store.load(
         "r",
         [
-            ("ns", f"o{n}", obj(f"o{n}", tag="t" if n % 2 else "u"), {"spec.n": str(n)})
+            New("ns", f"o{n}", obj(f"o{n}", tag="t" if n % 2 else "u"), {"spec.n": str(n)})
             for n in (3, 1, 2)
         ],
     )
@@ -252,10 +254,34 @@ def a_load_is_many_creates_all_or_nothing(store: Store) -> None:
     assert [r.name for r in two.rows] == ["o2"]
 
     with pytest.raises(AlreadyExists):  # o1 exists: o5 is not written either
-        store.load("r", [("ns", "o5", obj("o5"), {}), ("ns", "o1", obj("o1"), {})])
+        store.load("r", [New("ns", "o5", obj("o5"), {}), New("ns", "o1", obj("o1"), {})])
     assert store.get("r", "ns", "o5") is None
     assert store.list("r", None, narrow=Term(LABEL, "tag", ("t",))).rows[0].revision == 3
     assert store.load("r", []) == store.revision()
+
+
+def search_documents_follow_every_write(store: Store) -> None:
+    def found(text: str) -> list[tuple[str, str, int]]:
+        return [(h.namespace, h.name, h.generation) for h in store.search(parse(text), 100)]
+
+    a = store.create("r", "ns", "a", obj("a"), {}, Document("Task", 1, 3, "rebuild the shards"))
+    store.create("r", "ns", "plain", obj("plain"), {})  # not searchable
+    store.load(
+        "r",
+        [
+            New("ns", "b", obj("b"), {}, Document("Task", 1, 5, "compare the shards")),
+            New("ns", "c", obj("c"), {}),
+        ],
+    )
+    assert found("shards") == [("ns", "a", 1), ("ns", "b", 1)]
+    a = store.update("r", "ns", "a", a.revision, obj("a"), {}, Document("Task", 2, 3, "page"))
+    assert found("shards") == [("ns", "b", 1)] and found("page") == [("ns", "a", 2)]
+    a = store.update("r", "ns", "a", a.revision, obj("a"), {}, None)  # no longer searchable
+    assert found("page") == []
+    b = store.get("r", "ns", "b")
+    assert b is not None
+    store.delete("r", "ns", "b", b.revision)
+    assert found("shards") == [] and found("+priority:>=0") == []
 
 
 def compaction_expires_old_revisions_only(store: Store) -> None:
@@ -278,7 +304,7 @@ def fill(store: Store, resource: str, count: int, chunk: int = 10_000) -> None:
         store.load(
             resource,
             [
-                ("ns", f"o{n:06d}", obj(f"o{n:06d}", tag=str(n % 100)), {"spec.n": str(n)})
+                New("ns", f"o{n:06d}", obj(f"o{n:06d}", tag=str(n % 100)), {"spec.n": str(n)})
                 for n in range(first, min(count, first + chunk))
             ],
         )

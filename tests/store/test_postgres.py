@@ -119,6 +119,10 @@ def test_a_load_is_many_creates_all_or_nothing(store: PostgresStore) -> None:
     contract.a_load_is_many_creates_all_or_nothing(store)
 
 
+def test_search_documents_follow_every_write(store: PostgresStore) -> None:
+    contract.search_documents_follow_every_write(store)
+
+
 def test_compaction_expires_old_revisions_only(store: PostgresStore) -> None:
     contract.compaction_expires_old_revisions_only(store)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from store import FIELD, LABEL, Term
+from store import FIELD, LABEL, New, Term
 from store.sql import Statements
 from store.sqlite import SQLiteStore
 from tests.store import contract
@@ -27,6 +27,7 @@ CHECKS = [
     contract.paging_under_writes_returns_each_object_once_as_it_was,
     contract.narrowed_lists_follow_every_write,
     contract.a_load_is_many_creates_all_or_nothing,
+    contract.search_documents_follow_every_write,
     contract.compaction_expires_old_revisions_only,
 ]
 
@@ -115,7 +116,8 @@ def test_the_file_shrinks_to_its_live_size_after_mass_deletes(tmp_path: Path) ->
             store.delete("r", "ns", row.name, row.revision)
     survivors = SQLiteStore(str(tmp_path / "live.db"))
     survivors.load(
-        "r", [("ns", r.name, orjson.loads(r.body), r.fields()) for r in store.list("r", "ns").rows]
+        "r",
+        [New("ns", r.name, orjson.loads(r.body), r.fields()) for r in store.list("r", "ns").rows],
     )
     live = _file_bytes(survivors, tmp_path / "live.db")
     shrunk = _file_bytes(store, tmp_path / "s.db")
