@@ -139,8 +139,8 @@ def load(store: Store, first: int, last: int) -> None:
         batch = []
         for number in range(start, min(last, start + CHUNK)):
             obj = stored(number)
-            fields = kind.kind.field_values(obj)
-            batch.append(New(NAMESPACE, obj["metadata"]["name"], obj, fields))
+            fields, document = kind.kind.field_values(obj), kind.kind.search_document(obj)
+            batch.append(New(NAMESPACE, obj["metadata"]["name"], obj, fields, document))
         store.load(RESOURCE, batch)
 
 
@@ -305,7 +305,13 @@ def _churn(engine: Engine, updates: int) -> list[Line]:
                 obj = objects[name]
                 obj["spec"]["priority"] = number % 10
                 rows[name] = store.update(
-                    RESOURCE, NAMESPACE, name, rows[name].revision, obj, kind.kind.field_values(obj)
+                    RESOURCE,
+                    NAMESPACE,
+                    name,
+                    rows[name].revision,
+                    obj,
+                    kind.kind.field_values(obj),
+                    kind.kind.search_document(obj),
                 )
             took = time.monotonic() - began
         store.compact(min_age_seconds=MIN_AGE_SECONDS, min_revisions=MIN_REVISIONS)

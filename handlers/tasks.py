@@ -3,12 +3,14 @@ schema, columns, selectable fields, and the declaration of a kind stored here th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 from handlers.api import columns
 from handlers.api.kind import FieldGetter, Kind
 from handlers.api.strategy import StatusStrategy, Strategy
+from store.fulltext import Document
 
 SPEC_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -81,6 +83,17 @@ SELECTABLE_FIELDS: dict[str, FieldGetter] = {
 }
 
 
+def task_document(kind: str, obj: Mapping[str, Any]) -> Document:
+    """What the search index keeps of a task: its kind, generation, priority and details."""
+    priority = _spec(obj, "priority")
+    return Document(
+        kind,
+        obj["metadata"].get("generation", 1),
+        priority if isinstance(priority, int) else None,
+        str(_spec(obj, "details") or ""),
+    )
+
+
 def task_kind(
     *, plural: str, kind: str, namespaced: bool, short_names: tuple[str, ...], description: str
 ) -> Kind:
@@ -98,4 +111,5 @@ def task_kind(
         short_names=short_names,
         selectable_fields=SELECTABLE_FIELDS,
         strategies={"": Strategy(), "status": StatusStrategy()},
+        document=functools.partial(task_document, kind),
     )

@@ -16,8 +16,10 @@ from handlers.api.columns import Column
 from handlers.api.errors import Resource
 from handlers.api.objectmeta import OBJECT_META_DESCRIPTION, described_ref
 from handlers.api.strategy import Strategy
+from store.fulltext import Document
 
 FieldGetter = Callable[[Mapping[str, Any]], str]
+DocumentGetter = Callable[[Mapping[str, Any]], Document]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,9 @@ class Kind:
     strategies: Mapping[str, Strategy] = field(default_factory=dict)
     """For a kind stored here: the strategy of the resource itself (key ``""``) and of each
     subresource (key ``"status"``); empty for a kind read from elsewhere."""
+    document: DocumentGetter | None = None
+    """For a kind stored here and searchable (``details?q=``): what the index keeps of an
+    object."""
 
     group = GROUP
     version = VERSION
@@ -67,6 +72,10 @@ class Kind:
     def field_values(self, obj: Mapping[str, Any]) -> dict[str, str]:
         """The values of the selectable fields, as the store keeps them beside the object."""
         return {path: getter(obj) for path, getter in self.selectable_fields.items()}
+
+    def search_document(self, obj: Mapping[str, Any]) -> Document | None:
+        """What the search index keeps of ``obj`` (None when the kind is not searchable)."""
+        return None if self.document is None else self.document(obj)
 
     def schema(self) -> dict[str, Any]:
         """The OpenAPI v3 schema of one object of this kind."""

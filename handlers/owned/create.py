@@ -48,7 +48,9 @@ def handle(request: ApiRequest, deps: Deps) -> ObjectResult:
             raise kind.resource.already_exists(name)
         return ObjectResult(orjson.dumps(obj), 201, warnings)
     try:
-        row = deps.store.create(kind.plural, namespace, name, obj, kind.field_values(obj))
+        row = deps.store.create(
+            kind.plural, namespace, name, obj, kind.field_values(obj), kind.search_document(obj)
+        )
     except AlreadyExists:
         raise kind.resource.already_exists(name) from None
     return ObjectResult(row.body, 201, warnings)

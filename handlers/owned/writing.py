@@ -72,7 +72,13 @@ def replace(
             row = deps.store.delete(kind.plural, namespace, name, current.revision)
             return ObjectResult(row.body, 200, warnings)
         row = deps.store.update(
-            kind.plural, namespace, name, current.revision, obj, kind.field_values(obj)
+            kind.plural,
+            namespace,
+            name,
+            current.revision,
+            obj,
+            kind.field_values(obj),
+            kind.search_document(obj),
         )
     except NotFound:
         raise kind.resource.not_found(name) from None
@@ -114,8 +120,9 @@ def delete_one(
                 if dry:
                     return orjson.dumps(obj)
                 fields = kind.field_values(obj)
+                document = kind.search_document(obj)
                 return deps.store.update(
-                    kind.plural, namespace, name, found.revision, obj, fields
+                    kind.plural, namespace, name, found.revision, obj, fields, document
                 ).body
             if dry:
                 return found.body
