@@ -26,6 +26,10 @@ The scale phase (:mod:`bench.scale`) fills stores of its own to a million object
 bulk path and measures reads over HTTPS and the size left by a million updates, on SQLite then
 on a throwaway PostgreSQL.
 
+The search phase (:mod:`bench.search`) indexes 100,000 documents in stores of its own and
+times selective and broad queries against a ``LIKE`` scan, and creates with and without the
+index.
+
 The watch phase (:mod:`bench.watch`) runs last, alone, on a server of its own started with
 the threads its watches need: 1,000 watches while changes are written, delivery latency,
 share delivered and the server's memory.
@@ -45,7 +49,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import baseline, combined, postgres, scale, scenarios, watch
+from bench import baseline, combined, postgres, scale, scenarios, search, watch
 from bench.report import (
     Figure,
     Goal,
@@ -152,6 +156,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     big.add_argument(
         "--scale-churn", type=int, default=1_000_000, help="updates of the churn (on 10,000)"
     )
+    found = parser.add_argument_group("search phase (its own stores): 100,000 indexed documents")
+    found.add_argument("--no-search", action="store_true", help="skip the search phase")
+    found.add_argument("--search-only", action="store_true", help="run only the search phase")
     watch = parser.add_argument_group("watch phase (its own server, after the others)")
     watch.add_argument("--no-watch", action="store_true", help="skip the watch phase")
     watch.add_argument("--watch-only", action="store_true", help="run only the watch phase")
@@ -175,10 +182,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     onlys = (args.watch_only, args.postgres_only, args.combined_only, args.compare_only)
-    if sum((*onlys, args.scale_only)) > 1:
+    if sum((*onlys, args.scale_only, args.search_only)) > 1:
         parser.error("only one --X-only at a time")
     if args.baseline is not None:
-        if args.watch_only or args.postgres_only or args.combined_only or args.scale_only:
+        if (
+            args.watch_only
+            or args.postgres_only
+            or args.combined_only
+            or args.scale_only
+            or args.search_only
+        ):
             parser.error("--baseline is measured with the main server: not with another --X-only")
         try:
             baseline.resolve(ROOT, args.baseline)
@@ -189,6 +202,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         or (args.no_postgres and args.postgres_only)
         or (args.no_combined and args.combined_only)
         or (args.no_scale and args.scale_only)
+        or (args.no_search and args.search_only)
     ):
         parser.error("--no-X and --X-only exclude each other")
     if (
@@ -677,6 +691,18 @@ def scale_phase(run: Run, args: argparse.Namespace) -> list[tuple[str, list[scal
     return out
 
 
+def search_phase(run: Run) -> list[tuple[str, list[scale.Line]]]:
+    """The search phase on SQLite, then on a throwaway PostgreSQL."""
+    directory = run.root / "search"
+    directory.mkdir(parents=True, exist_ok=True)
+    out = [("SQLite", search.run(scale.sqlite_engine(directory, "search"), say))]
+    with postgres_server() as server_url:
+        out.append(
+            ("PostgreSQL", search.run(scale.postgres_engine(create_database(server_url)), say))
+        )
+    return out
+
+
 def watch_plan(args: argparse.Namespace, settings: Settings) -> WatchPlan:
     """The watch phase's knobs, with the threads its server needs.
 
@@ -733,7 +759,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         and not (args.compare_only and not c.writes)
     ]
     settings = Settings.from_env()  # what the servers read too: they inherit the environment
-    only = args.watch_only or args.postgres_only or args.combined_only or args.scale_only
+    only = (
+        args.watch_only
+        or args.postgres_only
+        or args.combined_only
+        or args.scale_only
+        or args.search_only
+    )
     alone = only or args.compare_only  # no phase beyond the main one's
     watching = None
     if args.watch_only or not (args.no_watch or alone):
@@ -755,6 +787,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         scaled = None
         if args.scale_only or not (args.no_scale or alone):
             scaled = scale_phase(run, args)
+        searched = None
+        if args.search_only or not (args.no_search or alone):
+            searched = search_phase(run)
         watched = None if watching is None else watch_phase(run, watching)
     say("done")
     if measured is not None:
@@ -766,7 +801,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if joined is not None:
         print(combined.report(joined), end="\n\n")
     for name, lines in scaled or ():
-        print(scale.report(name, lines, args.scale_objects), end="\n\n")
+        print(scale.report(scale.title(name, args.scale_objects), lines), end="\n\n")
+    for name, lines in searched or ():
+        print(scale.report(search.title(name), lines), end="\n\n")
     if watched is not None:
         print(watch.report(watched), end="\n\n")
     print("server logs: " + ("; ".join(log.lines) if log.lines else "no errors, no restarts"))

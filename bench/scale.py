@@ -362,8 +362,8 @@ def _payload(engine: Engine) -> tuple[int, int, int]:
     return int(live), int(logged or 0), int(entries)
 
 
-def report(name: str, lines: Sequence[Line], objects: int) -> str:
-    """The phase's table."""
+def report(title: str, lines: Sequence[Line]) -> str:
+    """A phase's table under ``title``."""
     rows = [
         [
             line.label,
@@ -376,5 +376,9 @@ def report(name: str, lines: Sequence[Line], objects: int) -> str:
         ]
         for line in lines
     ]
-    head = f"Scale, {name}: one namespace of {objects:,} customtasks, one client over HTTPS"
-    return head + ":\n" + table(["figure", "value", "target", "verdict", "note"], rows, right={1})
+    return title + ":\n" + table(["figure", "value", "target", "verdict", "note"], rows, right={1})
+
+
+def title(name: str, objects: int) -> str:
+    """The scale table's title on engine ``name``."""
+    return f"Scale, {name}: one namespace of {objects:,} customtasks, one client over HTTPS"

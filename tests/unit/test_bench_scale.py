@@ -35,5 +35,5 @@ def test_the_scale_phase_measures_what_it_names(tmp_path: Path) -> None:
         "SQLite: filling to 1,300 objects",
         "SQLite: churn, 500 updates on 10,000 objects",
     ]
-    report = scale.report("SQLite", lines, 1_300)
+    report = scale.report(scale.title("SQLite", 1_300), lines)
     assert report.startswith("Scale, SQLite: one namespace of 1,300 customtasks")

@@ -1,0 +1,135 @@
+"""The search phase: what ``details?q=`` queries cost on 100,000 indexed documents, against a
+``LIKE '%word%'`` scan of the same table, and what indexing costs a create.
+
+The documents are tasks whose details are 20 to 40 words drawn from a vocabulary of 400, plus
+a word planted in 50 of them (a selective query: under 100 hits) and one in 10% of them (a
+broad query, whose first page of 500 is timed). Queries run on the store, in process, as
+:meth:`store.Store.search` (the endpoint adds the same HTTP cost as any get); creates are
+timed in alternating rounds with and without a search document, through the store's create.
+The targets are issue 13's.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from bench.report import Goal, percentile
+from bench.scale import Engine, Line
+from store import New, Store
+from store.fulltext import Document
+from store.search import parse
+
+DOCUMENTS = 100_000
+CHUNK = 10_000
+RARE, RARE_COUNT = "zephyrine", 50
+COMMON, COMMON_EVERY = "replica", 10  # in one document of 10
+TIMES = 20
+CREATE_ROUNDS, CREATES_PER_ROUND = 5, 500
+_VOCABULARY = [f"w{n:03d}" for n in range(400)]
+T = TypeVar("T")
+
+
+def details(number: int, rng: random.Random) -> str:
+    words = rng.choices(_VOCABULARY, k=rng.randint(20, 40))
+    if number % COMMON_EVERY == 0:
+        words.insert(len(words) // 2, COMMON)
+    if number % (DOCUMENTS // RARE_COUNT) == 1:
+        words.insert(len(words) // 3, RARE)
+    return " ".join(words)
+
+
+def _document(number: int, text: str) -> Document:
+    return Document("CustomTask", 1, number % 11, text)
+
+
+def fill(store: Store) -> None:
+    rng = random.Random(13)
+    for start in range(0, DOCUMENTS, CHUNK):
+        store.load(
+            "customtasks",
+            [
+                New("search", f"d-{n:06d}", _object(f"d-{n:06d}"), {}, _document(n, text))
+                for n in range(start, start + CHUNK)
+                for text in [details(n, rng)]
+            ],
+        )
+
+
+def _object(name: str) -> dict[str, object]:
+    return {"metadata": {"name": name, "namespace": "search"}, "spec": {}}
+
+
+def _timed(call: Callable[[], T], times: int = TIMES) -> tuple[float, T]:
+    """The median seconds of ``times`` calls, and the result of a first, unmeasured one."""
+    result = call()
+    took = []
+    for _ in range(times):
+        began = time.perf_counter()
+        call()
+        took.append(time.perf_counter() - began)
+    return percentile(took, 50), result
+
+
+def run(engine: Engine, say: Callable[[str], None]) -> list[Line]:
+    """The phase on one engine's fresh store."""
+    store = engine.open()
+    try:
+        say(f"search: {engine.name}, indexing {DOCUMENTS:,} documents")
+        fill(store)
+        selective, hits = _timed(lambda: store.search(parse(RARE), 500))
+        broad, page = _timed(lambda: store.search(parse(COMMON), 500))
+        scan, found = _timed(
+            lambda: engine.query(f"SELECT COUNT(*) FROM documents WHERE details LIKE '%{RARE}%'"),
+            5,
+        )
+        say(f"search: {engine.name}, creates with and without a document")
+        with_index, without = _creates(store)
+    finally:
+        store.close()
+    bound = engine.allowance
+    return [
+        Line(
+            f"selective query ({len(hits)} hits)",
+            selective * 1000,
+            "ms",
+            Goal(10 * bound, False),
+        ),
+        Line(
+            f"broad query, first page of {len(page)}", broad * 1000, "ms", Goal(50 * bound, False)
+        ),
+        Line(f"LIKE scan of the same table ({found[0]} rows)", scan * 1000, "ms"),
+        Line("selective query / LIKE scan", selective / scan, "x"),
+        Line(
+            "creates/s with / without a search document",
+            statistics.median(with_index) / statistics.median(without),
+            "x",
+            Goal(0.85, at_least=True),
+            note=f"medians of {CREATE_ROUNDS} rounds of {CREATES_PER_ROUND}: "
+            f"{statistics.median(with_index):,.0f} / {statistics.median(without):,.0f}",
+        ),
+    ]
+
+
+def _creates(store: Store) -> tuple[list[float], list[float]]:
+    """Creates per second in alternating rounds, with and without a document."""
+    rng = random.Random(7)
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for round_number in range(CREATE_ROUNDS):
+        for indexed in (True, False):
+            began = time.perf_counter()
+            for n in range(CREATES_PER_ROUND):
+                name = f"c-{int(indexed)}-{round_number}-{n}"
+                text = details(n, rng)
+                document = _document(n, text) if indexed else None
+                store.create("customtasks", "creates", name, _object(name), {}, document)
+            rates[indexed].append(CREATES_PER_ROUND / (time.perf_counter() - began))
+    return rates[True], rates[False]
+
+
+def title(name: str) -> str:
+    """The search table's title on engine ``name``."""
+    return f"Search, {name}: {DOCUMENTS:,} indexed documents, queries on the store"
