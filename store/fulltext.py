@@ -2,9 +2,9 @@
 
 One row of ``documents`` per searchable object (the latest generation of each): its key, kind
 (lower-cased), generation, priority and details. The words of the details are indexed by the
-engine: SQLite FTS5 as an external-content table kept by triggers (``unicode61`` without
-diacritics removal, prefix indexes for ``word*``), PostgreSQL a generated ``tsvector``
-(configuration ``simple``: lower-cased, no stemming, no stop words) under a GIN index. Both
+engine: SQLite FTS5 (``unicode61`` without diacritics removal), brought up to date before each
+search from the documents the writes marked pending (see :data:`SQLITE_SCHEMA`); PostgreSQL a
+``tsvector`` (configuration ``simple``: no stemming, no stop words) under a GIN index. Both
 split words alike for what tasks hold: Unicode letters and digits, lower-cased.
 
 A query becomes one statement with bound parameters only: a value's text reaches FTS5 inside
@@ -29,22 +29,32 @@ CREATE TABLE IF NOT EXISTS documents (
     UNIQUE (res, ns, name)
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
-    details, content='documents', content_rowid='id',
-    tokenize='unicode61 remove_diacritics 0', prefix='2 3'
+    details, tokenize='unicode61 remove_diacritics 0'
 );
+-- documents whose words are not yet in documents_fts (written by SQLITE_SYNC)
+CREATE TABLE IF NOT EXISTS documents_pending (id INTEGER PRIMARY KEY);
 CREATE TRIGGER IF NOT EXISTS documents_added AFTER INSERT ON documents BEGIN
-    INSERT INTO documents_fts (rowid, details) VALUES (new.id, new.details);
+    INSERT OR IGNORE INTO documents_pending (id) VALUES (new.id);
 END;
 CREATE TRIGGER IF NOT EXISTS documents_removed AFTER DELETE ON documents BEGIN
-    INSERT INTO documents_fts (documents_fts, rowid, details)
-    VALUES ('delete', old.id, old.details);
+    INSERT OR IGNORE INTO documents_pending (id) VALUES (old.id);
 END;
-CREATE TRIGGER IF NOT EXISTS documents_changed AFTER UPDATE ON documents BEGIN
-    INSERT INTO documents_fts (documents_fts, rowid, details)
-    VALUES ('delete', old.id, old.details);
-    INSERT INTO documents_fts (rowid, details) VALUES (new.id, new.details);
+CREATE TRIGGER IF NOT EXISTS documents_changed AFTER UPDATE OF details ON documents BEGIN
+    INSERT OR IGNORE INTO documents_pending (id) VALUES (new.id);
 END;
 """
+"""FTS5 writes a segment of its index at the end of every statement that changes it (its
+savepoint hook flushes), 130,000 instructions whatever the statement holds: a write marks its
+document pending, and :data:`SQLITE_SYNC` brings the words of all pending documents in at
+once, before a search reads them (and when the store compacts)."""
+
+SQLITE_SYNC = """
+DELETE FROM documents_fts WHERE rowid IN (SELECT id FROM documents_pending);
+INSERT INTO documents_fts (rowid, details)
+SELECT d.id, d.details FROM documents d JOIN documents_pending p ON p.id = d.id;
+DELETE FROM documents_pending;
+"""
+SQLITE_PENDING = "SELECT EXISTS (SELECT 1 FROM documents_pending)"
 
 POSTGRES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (

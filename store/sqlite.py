@@ -41,6 +41,7 @@ from store import (
     Term,
     fulltext,
     paginate,
+    search,
     stored_row,
 )
 from store.fulltext import Document
@@ -355,6 +356,24 @@ class SQLiteStore(SQLStore):
             conn.execute(_DELETE_DOCUMENT, (resource, namespace, name))
         return stored_row(namespace, name, rev, *old)
 
+    def search(
+        self, query: search.Query, limit: int, after: tuple[float, str, str, str] | None = None
+    ) -> builtins.list[fulltext.Hit]:
+        """The documents matching ``query``, once the pending ones are indexed."""
+        self._index_pending()
+        return super().search(query, limit, after)
+
+    def _index_pending(self) -> None:
+        """Index the words of the documents written since the last time, in one transaction."""
+        pending = self._one(fulltext.SQLITE_PENDING, ())
+        if pending is None or not pending[0]:
+            return
+        with self._write_lock, self._borrow() as conn, self._transaction(conn):
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in fulltext.SQLITE_SYNC.split(";")[:-1]:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+
     def compact(self, *, min_age_seconds: float, min_revisions: int) -> Compacted:
         """Trim the log to what is younger than the age or within the last revisions, a batch
         per write transaction; then shrink the file and, when no write came since the last
@@ -372,6 +391,7 @@ class SQLiteStore(SQLStore):
                 conn.execute("UPDATE meta SET v = MAX(v, ?) WHERE k = 'compact_rev'", (step,))
                 conn.execute("COMMIT")
             reached = step
+        self._index_pending()  # unless searches did: the pending list stays short
         self._shrink()
         if current == self._revision_at_compaction:
             self._empty_wal()

@@ -16,6 +16,7 @@ from store.fulltext import (
     POSTGRES_SCHEMA,
     SQLITE_INSERT,
     SQLITE_SCHEMA,
+    SQLITE_SYNC,
     Document,
     Hit,
     PostgresCompiler,
@@ -42,6 +43,7 @@ def sqlite_search(tmp_path: Path) -> Iterator[Search]:
     conn = sqlite3.connect(tmp_path / "s.db")
     conn.executescript(SQLITE_SCHEMA)
     conn.executemany(SQLITE_INSERT, [d.sqlite_row("r", ns, name) for ns, name, d in DOCUMENTS])
+    conn.executescript(SQLITE_SYNC)
     conn.commit()
 
     def search(text: str, limit: int, after: Any) -> list[Hit]:

@@ -12,6 +12,8 @@ import pytest
 
 from store import FIELD, LABEL, New, Term
 from store.sql import Statements
+from store.fulltext import Document
+from store.search import parse
 from store.sqlite import SQLiteStore
 from tests.store import contract
 from tests.store.contract import obj
@@ -145,6 +147,34 @@ def _file_bytes(store: SQLiteStore, path: Path) -> int:
         store.compact(min_age_seconds=0, min_revisions=0)
     wal = path.with_name(path.name + "-wal")
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def test_writes_mark_documents_pending_and_a_search_or_a_compaction_indexes_them(
+    tmp_path: Path,
+) -> None:
+    """FTS5 writes a segment at the end of each statement that changes it, so writes only
+    mark their documents pending; the next search (or compaction) indexes them all at once."""
+    path = tmp_path / "s.db"
+    store = SQLiteStore(str(path))
+
+    def pending() -> int:
+        with sqlite3.connect(path) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM documents_pending").fetchone()[0])
+
+    def indexed() -> int:
+        with sqlite3.connect(path) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM documents_fts").fetchone()[0])
+
+    a = store.create("r", "ns", "a", obj("a"), {}, Document("Task", 1, 1, "rebuild shards"))
+    store.create("r", "ns", "b", obj("b"), {}, Document("Task", 1, 1, "compare shards"))
+    assert (pending(), indexed()) == (2, 0)
+    assert [h.name for h in store.search(parse("+shards +rebuild"), 10)] == ["a"]
+    assert (pending(), indexed()) == (0, 2)
+    store.update("r", "ns", "a", a.revision, obj("a"), {}, Document("Task", 2, 1, "page"))
+    assert pending() == 1
+    store.compact(min_age_seconds=3600, min_revisions=0)
+    assert (pending(), indexed()) == (0, 2)
+    assert [h.name for h in store.search(parse("shards"), 10)] == ["b"]
 
 
 def test_log_rows_carry_type_and_previous_revision(tmp_path: Path) -> None:
