@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from store import FIELD, LABEL, New, Term
-from store.sql import Statements
 from store.fulltext import Document
 from store.search import parse
+from store.sql import Statements
 from store.sqlite import SQLiteStore
 from tests.store import contract
 from tests.store.contract import obj
