@@ -145,8 +145,8 @@ class Compiler:
     def words(self, words: Words) -> Statement:
         raise NotImplementedError
 
-    def ranked(self, positive: Sequence[Words]) -> tuple[str, str, str, tuple[Any, ...]]:
-        """A FROM-clause addition, the rank and snippet expressions, and their parameters."""
+    def ranked(self, positive: Sequence[Words]) -> tuple[str, str, tuple[Any, ...]]:
+        """A FROM-clause addition, the rank expression, and their parameters."""
         raise NotImplementedError
 
     def condition(self, condition: Condition) -> Statement:
@@ -191,15 +191,25 @@ class Compiler:
             for c in query.clauses
             if c.occur is not Occur.MUST_NOT and isinstance(c.condition, Words)
         ]
-        join, rank, snippet, ranked_params = self.ranked(positive)
+        join, rank, ranked_params = self.ranked(positive)
+        snippet, snippet_params = self.snippet(positive)
         inner = (
-            f"SELECT d.res, d.ns, d.name, d.kind, d.generation, d.priority, {rank} AS rank, "
-            f"{snippet} AS snippet FROM documents d {join} WHERE {where.sql}"
+            f"SELECT d.id, d.res, d.ns, d.name, d.kind, d.generation, d.priority, {rank} AS rank "
+            f"FROM documents d {join} WHERE {where.sql}"
         )
         cursor = "WHERE (rank, res, ns, name) > (?, ?, ?, ?) " if after else ""
-        sql = f"SELECT * FROM ({inner}) hits {cursor}ORDER BY rank, res, ns, name LIMIT ?"
-        params = (*ranked_params, *where.params, *(after or ()), limit)
+        page = f"SELECT * FROM ({inner}) hits {cursor}ORDER BY rank, res, ns, name LIMIT ?"
+        # snippets of the page's hits only: a query's matches may be thousands
+        sql = (
+            "SELECT page.res, page.ns, page.name, page.kind, page.generation, page.priority, "
+            f"page.rank, {snippet} FROM ({page}) page ORDER BY rank, res, ns, name"
+        )
+        params = (*snippet_params, *ranked_params, *where.params, *(after or ()), limit)
         return Statement(sql.replace("?", self.placeholder), params)
+
+    def snippet(self, positive: Sequence[Words]) -> tuple[str, tuple[Any, ...]]:
+        """The snippet of a hit of the page (``page.id``) and its parameters."""
+        raise NotImplementedError
 
 
 def _range(condition: Range) -> Statement:
@@ -227,16 +237,27 @@ class SQLiteCompiler(Compiler):
             (_fts5_phrase(words),),
         )
 
-    def ranked(self, positive: Sequence[Words]) -> tuple[str, str, str, tuple[Any, ...]]:
+    def ranked(self, positive: Sequence[Words]) -> tuple[str, str, tuple[Any, ...]]:
         if not positive:
-            return "", "0.0", "''", ()
+            return "", "0.0", ()
         join = (
-            "LEFT JOIN (SELECT rowid, bm25(documents_fts) AS score, "
-            "snippet(documents_fts, 0, '[', ']', '...', 16) AS snippet "
-            "FROM documents_fts WHERE documents_fts MATCH ?) r ON r.rowid = d.id"
+            "LEFT JOIN (SELECT rowid, bm25(documents_fts) AS score FROM documents_fts "
+            "WHERE documents_fts MATCH ?) r ON r.rowid = d.id"
         )
-        either = " OR ".join(_fts5_phrase(w) for w in positive)
-        return join, "COALESCE(r.score, 0.0)", "COALESCE(r.snippet, '')", (either,)
+        return join, "COALESCE(r.score, 0.0)", (_fts5_either(positive),)
+
+    def snippet(self, positive: Sequence[Words]) -> tuple[str, tuple[Any, ...]]:
+        if not positive:
+            return "''", ()
+        snippet = (
+            "COALESCE((SELECT snippet(documents_fts, 0, '[', ']', '...', 16) FROM documents_fts "
+            "WHERE documents_fts MATCH ? AND rowid = page.id), '')"
+        )
+        return snippet, (_fts5_either(positive),)
+
+
+def _fts5_either(positive: Sequence[Words]) -> str:
+    return " OR ".join(_fts5_phrase(w) for w in positive)
 
 
 class PostgresCompiler(Compiler):
@@ -246,17 +267,30 @@ class PostgresCompiler(Compiler):
         found = _tsquery(words)
         return Statement(f"d.words @@ {found.sql}", found.params)
 
-    def ranked(self, positive: Sequence[Words]) -> tuple[str, str, str, tuple[Any, ...]]:
+    def ranked(self, positive: Sequence[Words]) -> tuple[str, str, tuple[Any, ...]]:
         if not positive:
-            return "", "0.0", "''", ()
-        queries = [_tsquery(w) for w in positive]
-        join = ", LATERAL (SELECT " + " || ".join(q.sql for q in queries) + " AS q) q"
+            return "", "0.0", ()
+        either = _either(positive)
+        rank = f"(-ts_rank(d.words, {either.sql}))::float8"  # a real: unequal to itself sent back
+        return "", rank, either.params
+
+    def snippet(self, positive: Sequence[Words]) -> tuple[str, tuple[Any, ...]]:
+        if not positive:
+            return "''", ()
+        either = _either(positive)
         snippet = (
-            "ts_headline('simple', d.details, q.q, "
-            "'StartSel=[, StopSel=], MaxWords=16, MinWords=4')"
+            f"(SELECT ts_headline('simple', d.details, {either.sql}, "
+            "'StartSel=[, StopSel=], MaxWords=16, MinWords=4') FROM documents d "
+            "WHERE d.id = page.id)"
         )
-        rank = "(-ts_rank(d.words, q.q))::float8"  # a real would not compare equal to itself
-        return join, rank, snippet, tuple(p for q in queries for p in q.params)
+        return snippet, either.params
+
+
+def _either(positive: Sequence[Words]) -> Statement:
+    queries = [_tsquery(w) for w in positive]
+    return Statement(
+        "(" + " || ".join(q.sql for q in queries) + ")", tuple(p for q in queries for p in q.params)
+    )
 
 
 def _tsquery(words: Words) -> Statement:
