@@ -31,16 +31,21 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
     details, tokenize='unicode61 remove_diacritics 0'
 );
--- documents whose words are not yet in documents_fts (written by SQLITE_SYNC)
+-- documents whose words are not yet in documents_fts (written by SQLITE_SYNC); the triggers
+-- test for an entry rather than INSERT OR IGNORE, as an upsert's conflict policy (abort)
+-- overrides those of the statements of the triggers it fires
 CREATE TABLE IF NOT EXISTS documents_pending (id INTEGER PRIMARY KEY);
 CREATE TRIGGER IF NOT EXISTS documents_added AFTER INSERT ON documents BEGIN
-    INSERT OR IGNORE INTO documents_pending (id) VALUES (new.id);
+    INSERT INTO documents_pending (id) SELECT new.id
+    WHERE NOT EXISTS (SELECT 1 FROM documents_pending WHERE id = new.id);
 END;
 CREATE TRIGGER IF NOT EXISTS documents_removed AFTER DELETE ON documents BEGIN
-    INSERT OR IGNORE INTO documents_pending (id) VALUES (old.id);
+    INSERT INTO documents_pending (id) SELECT old.id
+    WHERE NOT EXISTS (SELECT 1 FROM documents_pending WHERE id = old.id);
 END;
 CREATE TRIGGER IF NOT EXISTS documents_changed AFTER UPDATE OF details ON documents BEGIN
-    INSERT OR IGNORE INTO documents_pending (id) VALUES (new.id);
+    INSERT INTO documents_pending (id) SELECT new.id
+    WHERE NOT EXISTS (SELECT 1 FROM documents_pending WHERE id = new.id);
 END;
 """
 """FTS5 writes a segment of its index at the end of every statement that changes it (its
