@@ -98,19 +98,22 @@ class Document:
 
     def sqlite_row(self, res: str, namespace: str, name: str) -> tuple[Any, ...]:
         """The parameters of :data:`SQLITE_INSERT`."""
+        return (res, namespace, name, *self.values()[:4])
+
+    def postgres_row(self, res: str, namespace: str, name: str) -> tuple[Any, ...]:
+        """The parameters of :data:`POSTGRES_INSERT`."""
+        return (res, namespace, name, *self.values())
+
+    def values(self) -> tuple[Any, ...]:
+        """Kind (lower-cased), generation, priority, details and the text PostgreSQL's
+        ``tsvector`` is made of."""
         return (
-            res,
-            namespace,
-            name,
             self.kind.lower(),
             self.generation,
             self.priority,
             self.details,
+            _LOWER(self.details),
         )
-
-    def postgres_row(self, res: str, namespace: str, name: str) -> tuple[Any, ...]:
-        """The parameters of :data:`POSTGRES_INSERT`."""
-        return (*self.sqlite_row(res, namespace, name), _LOWER(self.details))
 
 
 _FIELD_COLUMNS = {"name": "d.name", "namespace": "d.ns", "kind": "d.kind"}

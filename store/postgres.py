@@ -523,7 +523,7 @@ def _document(document: Document | None) -> tuple[Any, ...]:
     """The document arguments of the write functions (all None: no document)."""
     if document is None:
         return (None,) * 5
-    return document.postgres_row("", "", "")[3:]
+    return document.values()
 
 
 def _install_schema(conn: Connection) -> None:
