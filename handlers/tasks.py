@@ -10,7 +10,7 @@ from typing import Any
 from handlers.api import columns
 from handlers.api.kind import FieldGetter, Kind
 from handlers.api.strategy import StatusStrategy, Strategy
-from store.fulltext import Document
+from store.fulltext import task_document
 
 SPEC_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -81,17 +81,6 @@ SELECTABLE_FIELDS: dict[str, FieldGetter] = {
     "spec.priority": lambda obj: str(_spec(obj, "priority")),
     "spec.taskState": lambda obj: str(_spec(obj, "taskState") or ""),
 }
-
-
-def task_document(kind: str, obj: Mapping[str, Any]) -> Document:
-    """What the search index keeps of a task: its kind, generation, priority and details."""
-    priority = _spec(obj, "priority")
-    return Document(
-        kind,
-        obj["metadata"].get("generation", 1),
-        priority if isinstance(priority, int) else None,
-        str(_spec(obj, "details") or ""),
-    )
 
 
 def task_kind(

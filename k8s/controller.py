@@ -4,8 +4,9 @@ It lists the cluster's Tasks, then watches them from the list's resourceVersion 
 the last one seen, listing again after a 410), and for each Task:
 
 - adds the finalizer ``example.example.com/finalizer`` and the labels
-  ``example.example.com/priority`` and ``example.example.com/deadline`` (unix seconds), as the
-  tutorial's webhook does;
+  ``example.example.com/priority``, ``example.example.com/deadline`` (unix seconds) and
+  ``example.example.com/task-indexer`` (the key the search answers it by), as the tutorial's
+  webhook does;
 - records core Events labelled ``example.example.com/task-uid=<uid>``: ``TaskCreated`` the
   first time, ``TaskUpdated`` when the spec's generation moves on (both Normal), and
   ``TaskDeleted`` (Warning) once the task is being deleted, after which it removes its
@@ -31,6 +32,8 @@ from typing import Any
 from k8s import SERVICE_ACCOUNT, paths
 from k8s.client import Cluster, ClusterError
 from k8s.events import TASK_UID
+from k8s.reflector import Reflector
+from k8s.taskindex import INDEXER_LABEL, indexer_key
 
 log = logging.getLogger("task-controller")
 
@@ -61,15 +64,15 @@ class Controller:
         self._instance = socket.gethostname()
 
     def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._remember()
-                revision = self._list()
-                while revision and not self._stop.is_set():
-                    revision = self._watch(revision)
-            except ClusterError as error:
-                log.warning("the cluster failed: %s", error)
-                self._stop.wait(RETRY_SECONDS)
+        Reflector(
+            self._cluster,
+            paths.tasks(),
+            replace=self._replace,
+            apply=self._apply,
+            stop=self._stop,
+            watch_seconds=WATCH_SECONDS,
+            retry_seconds=RETRY_SECONDS,
+        ).run()
 
     # the cluster's state
 
@@ -87,38 +90,16 @@ class Controller:
             recorded.generation = max(recorded.generation, generation)
             recorded.deleted = recorded.deleted or event.get("reason") == "TaskDeleted"
 
-    def _list(self) -> str:
-        listed = self._cluster.get(paths.tasks())
-        for task in listed.get("items") or []:
+    def _replace(self, tasks: list[dict[str, Any]], revision: str) -> None:
+        self._remember()
+        for task in tasks:
             self._reconcile(task)
-        return str((listed.get("metadata") or {}).get("resourceVersion", ""))
 
-    def _watch(self, revision: str) -> str:
-        """Follow the Tasks from ``revision``; the revision to resume from ("" to list again)."""
-        stream = self._cluster.watch(
-            paths.tasks(),
-            {
-                "resourceVersion": revision,
-                "allowWatchBookmarks": "true",
-                "timeoutSeconds": str(WATCH_SECONDS),
-            },
-        )
-        try:
-            for event in stream:
-                if self._stop.is_set():
-                    break
-                kind, task = event.get("type"), event.get("object") or {}
-                if kind == "ERROR":
-                    log.info("the watch expired (%s): listing again", task.get("message"))
-                    return ""
-                revision = str(task.get("metadata", {}).get("resourceVersion") or revision)
-                if kind == "DELETED":
-                    self._recorded.pop(_uid(task), None)
-                elif kind in ("ADDED", "MODIFIED"):
-                    self._reconcile(task)
-        finally:
-            stream.close()
-        return revision
+    def _apply(self, kind: str, task: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            self._recorded.pop(_uid(task), None)
+        else:
+            self._reconcile(task)
 
     # one task
 
@@ -135,7 +116,7 @@ class Controller:
     def _keep(self, task: dict[str, Any]) -> None:
         metadata = task["metadata"]
         labels = dict(metadata.get("labels") or {})
-        wanted = {**labels, **_labels(task.get("spec") or {})}
+        wanted = {**labels, **_labels(task)}
         finalizers = list(metadata.get("finalizers") or [])
         if FINALIZER not in finalizers:
             finalizers.append(FINALIZER)
@@ -204,9 +185,16 @@ class Controller:
         log.info("task %s/%s: %s", _namespace(task), _name(task), reason)
 
 
-def _labels(spec: Mapping[str, Any]) -> dict[str, str]:
-    """The labels the tutorial's webhook derives from the spec."""
-    labels = {}
+def _labels(task: Mapping[str, Any]) -> dict[str, str]:
+    """The labels the tutorial's webhook derives from the spec, and the key ``details``
+    answers the task by in its plain-text answer (tutorial part 3)."""
+    spec = task.get("spec") or {}
+    metadata = task["metadata"]
+    labels = {
+        INDEXER_LABEL: indexer_key(
+            _namespace(task), _name(task), int(metadata.get("generation") or 1)
+        )
+    }
     if spec.get("priority") is not None:
         labels[PRIORITY_LABEL] = str(spec["priority"])
     if spec.get("deadline"):

@@ -43,9 +43,10 @@ def create_app(
     kinds = kinds if kinds is not None else registry()
     discovery = Discovery(kinds)
     docs = OpenAPI(kinds)
-    holder = StoreHolder(settings, store)
-    holder.check()
     cluster = connect(settings)
+    indexed = cluster.upstream.cluster if cluster.upstream else None
+    holder = StoreHolder(settings, store, indexed)
+    holder.check()
     security = Security(settings, cluster.reviews, authorizer)
 
     limit = InFlightLimit.for_worker(settings)

@@ -109,7 +109,7 @@ def aggregated(kinds: Sequence[Served], version: str) -> Document:
             "resource": kind.plural,
             "singularResource": kind.singular,
             "scope": "Namespaced" if kind.namespaced else "Cluster",
-            "responseKind": {"group": GROUP, "version": VERSION, "kind": kind.kind},
+            "responseKind": _response_kind(kind),
             "verbs": served.verbs,
             **_aliases(kind),
         }
@@ -135,6 +135,15 @@ def aggregated(kinds: Sequence[Served], version: str) -> Document:
         ],
     }
     return Document(orjson.dumps(body), aggregated_media_type(version))
+
+
+def _response_kind(kind: Kind) -> dict[str, str]:
+    """What a resource answers with; for one without a kind, the empty one kube-apiserver
+    converts an APIResource without a kind to (client-go 1.28+ then leave the resource out of
+    their mapping; 1.27 would fail on no ``responseKind`` at all)."""
+    if not kind.has_objects:
+        return {"group": "", "version": "", "kind": ""}
+    return {"group": GROUP, "version": VERSION, "kind": kind.kind}
 
 
 def aggregated_media_type(version: str) -> str:

@@ -51,10 +51,13 @@ class Resources:
                 raise not_found_path()  # namespaced items live under /namespaces/<ns>/
             if info.verb not in ("list", "watch"):
                 raise method_not_allowed()  # only reads span all namespaces
-        handler = served.handler(info.verb, info.subresource)
+        verb = info.verb if kind.has_objects or info.verb != "list" else "get"
+        handler = served.handler(verb, info.subresource)
         if handler is None:
             raise method_not_allowed()
-        output = negotiate(req.get_header("Accept"), listing=info.verb == "list")
+        output = negotiate(
+            req.get_header("Accept"), listing=verb == "list", plain=kind.plain is not None
+        )
         body = None
         if req.method in _BODY_METHODS:
             raw = decoding.read(req, self._settings.max_body_bytes)
@@ -62,7 +65,7 @@ class Resources:
         user: User = req.context.user
         request = ApiRequest(
             kind,
-            info.verb,
+            verb,
             info.namespace,
             info.name,
             req.context.query,
@@ -74,6 +77,7 @@ class Resources:
             options=write_options(req.context.query, info.verb)
             if info.verb in _WRITES
             else NO_OPTIONS,
+            plain=output.form == "text",
         )
         deps = Deps(self._holder.get(), self._upstream, lifecycle.stopping)
         result = handler(request, deps)
@@ -129,9 +133,10 @@ def _authorize_also(
     verb: str,
     group: str | None = None,
     resource: str | None = None,
+    namespace: str | None = None,
 ) -> None:
     """The request's own authorization for another verb, or for a resource of another group
-    in the same namespace."""
+    in the same namespace or in ``namespace``."""
     if resource is not None:
         info = dataclasses.replace(
             info,
@@ -141,4 +146,6 @@ def _authorize_also(
             subresource=None,
             selected_name=None,
         )
+    if namespace is not None:
+        info = dataclasses.replace(info, namespace=namespace or None)
     authorize(dataclasses.replace(info, verb=verb))

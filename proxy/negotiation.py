@@ -13,6 +13,8 @@ from handlers.api.errors import not_acceptable
 
 JSON = "application/json"
 YAML = "application/yaml"
+TEXT = "text/plain"
+TEXT_RANGES = frozenset({TEXT, "text/*", "*/*"})
 META_GROUP = "meta.k8s.io"
 BODY_TYPES = (JSON, YAML)
 
@@ -27,7 +29,8 @@ class MediaRange:
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """The chosen representation: ``object``, ``table`` or ``metadata`` (PartialObjectMetadata)."""
+    """The chosen representation: ``object``, ``table``, ``metadata`` (PartialObjectMetadata)
+    or ``text`` (a resource's plain-text answer)."""
 
     form: str
     media_type: str = JSON
@@ -50,11 +53,16 @@ def parse_accept(header: str | None) -> list[MediaRange]:
 
 
 @functools.lru_cache(maxsize=256)
-def negotiate(header: str | None, *, listing: bool) -> Output:
+def negotiate(header: str | None, *, listing: bool, plain: bool = False) -> Output:
     """Choose the representation of a resource response; 406 when none is acceptable.
 
+    A resource with a ``plain`` text answer (the tutorial's search) gives it to every client
+    that accepts it at all: kubectl's ``get --raw`` asks ``application/json, */*`` and the
+    tutorial's command line reads text; a client that wants JSON asks for JSON only.
     Clients send few distinct Accept headers, so answers are cached."""
     ranges = parse_accept(header)
+    if plain and (not ranges or any(r.type in TEXT_RANGES for r in ranges)):
+        return Output("text", f"{TEXT}; charset=utf-8")
     if not ranges:
         return Output("object")
     for r in ranges:
@@ -73,4 +81,4 @@ def negotiate(header: str | None, *, listing: bool) -> Output:
         expected = "PartialObjectMetadataList" if listing else "PartialObjectMetadata"
         if wanted == expected and version in ("v1", "v1beta1"):
             return Output("metadata", JSON, version)
-    raise not_acceptable([JSON, YAML])
+    raise not_acceptable([JSON, YAML, *([TEXT] if plain else [])])

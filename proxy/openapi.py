@@ -316,13 +316,14 @@ def _schemas(kinds: Sequence[Kind]) -> dict[str, Any]:
 def v3_document(kinds: Sequence[Served]) -> dict[str, Any]:
     """The OpenAPI 3.0 document of our group-version (O4)."""
     paths: dict[str, Any] = {}
-    for served in kinds:
+    described = [served for served in kinds if served.kind.has_objects]  # no schema: no kind
+    for served in described:
         paths.update(_paths(served))
     return {
         "openapi": "3.0.0",
         "info": {"title": "Task search API", "version": VERSION},
         "paths": paths,
-        "components": {"schemas": _schemas([served.kind for served in kinds])},
+        "components": {"schemas": _schemas([served.kind for served in described])},
     }
 
 

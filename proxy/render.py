@@ -56,6 +56,8 @@ def _list(kind: Kind, result: ListResult, output: Output, include_object: str) -
         meta["continue"] = result.continue_token
     if result.remaining is not None:
         meta["remainingItemCount"] = result.remaining
+    if output.form == "text" and kind.plain is not None:
+        return ",".join(kind.plain(orjson.loads(item)) for item in result.items).encode()
     if output.form == "object":
         head = orjson.dumps(
             {"kind": kind.list_kind, "apiVersion": kind.api_version, "metadata": meta}

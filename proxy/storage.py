@@ -1,5 +1,6 @@
 """The store and the watch fan-out of this worker process: opened on first need, and the
-reason when they cannot be, for ``/readyz``."""
+reason when they cannot be, for ``/readyz``. Opening it starts its compactor and, with a
+cluster, the search's Task indexer (which runs in one process of all that share the store)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 import threading
 
 from handlers.api.errors import ApiError, service_unavailable
+from k8s.client import Cluster
+from k8s.taskindex import start_task_indexer
 from proxy import lifecycle
 from proxy.fanout import FanOut
 from proxy.settings import Settings
@@ -29,9 +32,12 @@ def open_store(settings: Settings) -> Store:
 class StoreHolder:
     """Opens the store on first need and remembers why it could not, for ``/readyz``."""
 
-    def __init__(self, settings: Settings, store: Store | None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store | None, cluster: Cluster | None = None
+    ) -> None:
         self._settings = settings
         self._store = store
+        self._cluster = cluster  # whose Tasks the store's search index follows
         self._fanout: FanOut | None = None
         self._error = ""
         self._lock = threading.Lock()
@@ -44,6 +50,8 @@ class StoreHolder:
                     try:
                         self._store = open_store(self._settings)
                         start_compactor(self._store)
+                        if self._cluster is not None:
+                            start_task_indexer(self._store, self._cluster, lifecycle.stopping)
                     except Exception as ex:
                         self._error = str(ex)
                         log.warning("store not ready: %s", ex)

@@ -226,6 +226,18 @@ def logged_change(
     return Change(EVENT_TYPES[kind], resource, row, previous)
 
 
+class Leadership(Protocol):
+    """A role taken by one process of all those sharing a store (see :meth:`Store.lead`)."""
+
+    def held(self) -> bool:
+        """Whether the role is still ours (a lost database connection loses it)."""
+        ...
+
+    def release(self) -> None:
+        """Give the role up: another process may take it."""
+        ...
+
+
 class Store(Protocol):
     """What handlers need from persistence; SQLite and PostgreSQL implement it."""
 
@@ -274,6 +286,22 @@ class Store(Protocol):
     def delete(self, resource: str, namespace: str, name: str, expected_revision: int) -> Row:
         """Remove the object (and its search document) if still at ``expected_revision``;
         returns its last state at the deletion's revision. Raises NotFound/Conflict."""
+        ...
+
+    def index(self, resource: str, namespace: str, name: str, document: Document | None) -> None:
+        """Put (None: remove) the search document of an object kept elsewhere (a cluster
+        Task): the index only, no revision, no log entry."""
+        ...
+
+    def reindex(self, resource: str, documents: Mapping[tuple[str, str], Document]) -> None:
+        """Make the search documents of ``resource`` exactly ``documents`` (keyed by namespace
+        and name), in one transaction, writing only what changed: a fresh list of what is kept
+        elsewhere replaces what was indexed of it."""
+        ...
+
+    def lead(self, role: str) -> Leadership | None:
+        """Take ``role`` if no process sharing this store holds it (one cluster Task indexer
+        per store); None when another does. It is held until released or the holder ends."""
         ...
 
     def search(

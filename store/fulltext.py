@@ -15,7 +15,7 @@ query syntax. Hits come ranked (bm25 / ts_rank, then key) with keyset paging on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +114,19 @@ class Document:
             self.details,
             _LOWER(self.details),
         )
+
+
+def task_document(kind: str, obj: Mapping[str, Any]) -> Document:
+    """What the index keeps of an object shaped as the tutorial's Task (a cluster Task, a
+    CustomTask, a ClusterTask): its kind, generation, priority and details."""
+    spec = obj.get("spec") or {}
+    priority = spec.get("priority")
+    return Document(
+        kind,
+        int(obj["metadata"].get("generation") or 1),
+        priority if isinstance(priority, int) and not isinstance(priority, bool) else None,
+        str(spec.get("details") or ""),
+    )
 
 
 _FIELD_COLUMNS = {"name": "d.name", "namespace": "d.ns", "kind": "d.kind"}

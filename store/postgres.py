@@ -21,6 +21,7 @@ Here: :class:`PostgresStore` with its schema and write functions, connection poo
 from __future__ import annotations
 
 import builtins
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,6 +36,7 @@ from store import (
     AlreadyExists,
     Compacted,
     Conflict,
+    Leadership,
     New,
     NotFound,
     Page,
@@ -497,6 +499,30 @@ class PostgresStore(SQLStore):
         )
         return stored_row(namespace, name, rev, value, labels, field_values)
 
+    def index(self, resource: str, namespace: str, name: str, document: Document | None) -> None:
+        """Put or remove the document of an object kept elsewhere; no revision is taken."""
+        self._write(
+            f"SELECT kv_document({_DOCUMENT_ARGS})",
+            (resource, namespace, name, *_document(document)),
+        )
+
+    def reindex(self, resource: str, documents: Mapping[tuple[str, str], Document]) -> None:
+        """The documents of ``resource`` become ``documents``; unchanged ones are not written."""
+        with self._borrow() as conn, conn.transaction(), conn.cursor() as cursor:
+            cursor.executemany(
+                f"SELECT kv_document({_DOCUMENT_ARGS})",
+                [(resource, ns, name, *doc.values()) for (ns, name), doc in documents.items()],
+            )
+            cursor.execute(
+                "DELETE FROM documents WHERE res = %s AND NOT ns || '/' || name = ANY(%s)",
+                (resource, [f"{ns}/{name}" for ns, name in documents]),  # no "/" in either
+            )
+
+    def lead(self, role: str) -> Leadership | None:
+        """A session advisory lock on a connection of its own: PostgreSQL releases it when
+        that connection ends, so a replica that dies gives the role up."""
+        return AdvisoryLock.take(self._url, role, self._connect_timeout)
+
     def compact(self, *, min_age_seconds: float, min_revisions: int) -> Compacted:
         """Trim the log to what is younger than the age or within the last revisions, a batch
         per transaction."""
@@ -517,6 +543,36 @@ class PostgresStore(SQLStore):
         self._closed = True
         while self._idle:
             self._idle.pop().close()
+
+
+_DOCUMENT_ARGS = "%s, %s, %s, %s, %s::bigint, %s::bigint, %s, %s"
+
+
+class AdvisoryLock:
+    """A session-level advisory lock held by a connection of its own."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    def take(cls, url: str, role: str, connect_timeout: int) -> AdvisoryLock | None:
+        key = int.from_bytes(hashlib.sha256(role.encode()).digest()[:8], "big", signed=True)
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout)
+        found = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        if not (found and found[0]):
+            conn.close()
+            return None
+        return cls(conn)
+
+    def held(self) -> bool:
+        try:
+            self._conn.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
+
+    def release(self) -> None:
+        self._conn.close()  # the session's end releases its advisory locks
 
 
 def _document(document: Document | None) -> tuple[Any, ...]:

@@ -14,6 +14,8 @@ transaction for all of a page's batches) and the writes. Its reads' statements, 
 from __future__ import annotations
 
 import builtins
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -33,6 +35,7 @@ from store import (
     AlreadyExists,
     Compacted,
     Conflict,
+    Leadership,
     New,
     NotFound,
     Page,
@@ -337,10 +340,7 @@ class SQLiteStore(SQLStore):
             )
             _append(conn, rev, resource, namespace, name, MODIFIED, expected_revision, old)
             _index(conn, resource, namespace, name, (labels, field_values), old[1:])
-            if document is None:
-                conn.execute(_DELETE_DOCUMENT, (resource, namespace, name))
-            else:
-                conn.execute(_UPSERT_DOCUMENT, document.sqlite_row(resource, namespace, name))
+            _put_document(conn, resource, namespace, name, document)
         return stored_row(namespace, name, rev, value, labels, field_values)
 
     def delete(self, resource: str, namespace: str, name: str, expected_revision: int) -> Row:
@@ -368,10 +368,38 @@ class SQLiteStore(SQLStore):
         pending = self._one(fulltext.SQLITE_PENDING, ())
         if pending is None or not pending[0]:
             return
-        with self._write_lock, self._borrow() as conn, self._transaction(conn):
-            conn.execute("BEGIN IMMEDIATE")
+        with self._write_unversioned() as conn:
             for statement in fulltext.SQLITE_SYNC.split(";")[:-1]:
                 conn.execute(statement)
+
+    def index(self, resource: str, namespace: str, name: str, document: Document | None) -> None:
+        """Put or remove the document of an object kept elsewhere; no revision is taken."""
+        with self._write_unversioned() as conn:
+            _put_document(conn, resource, namespace, name, document)
+
+    def reindex(self, resource: str, documents: Mapping[tuple[str, str], Document]) -> None:
+        """The documents of ``resource`` become ``documents``; unchanged ones are not written."""
+        rows = [doc.sqlite_row(resource, ns, name) for (ns, name), doc in documents.items()]
+        kept = orjson.dumps([f"{ns}/{name}" for ns, name in documents])  # no "/" in either
+        with self._write_unversioned() as conn:
+            conn.executemany(_UPSERT_DOCUMENT, rows)
+            conn.execute(
+                "DELETE FROM documents WHERE res = ? "
+                "AND ns || '/' || name NOT IN (SELECT value FROM json_each(?))",
+                (resource, kept),
+            )
+
+    def lead(self, role: str) -> Leadership | None:
+        """An exclusive lock on a file beside the database's, which the system releases when
+        the process ends: one holder among the processes of the pod."""
+        return FileLock.take(f"{self._path}.{role}.lock")
+
+    @contextmanager
+    def _write_unversioned(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes no revision (the search index's own writes)."""
+        with self._write_lock, self._borrow() as conn, self._transaction(conn):
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
             conn.execute("COMMIT")
 
     def compact(self, *, min_age_seconds: float, min_revisions: int) -> Compacted:
@@ -441,6 +469,41 @@ class SQLiteStore(SQLStore):
                 conn.close()
             self._connections.clear()
         self._idle.clear()
+
+
+def _put_document(
+    conn: sqlite3.Connection, resource: str, namespace: str, name: str, document: Document | None
+) -> None:
+    if document is None:
+        conn.execute(_DELETE_DOCUMENT, (resource, namespace, name))
+    else:
+        conn.execute(_UPSERT_DOCUMENT, document.sqlite_row(resource, namespace, name))
+
+
+class FileLock:
+    """An exclusive ``flock`` on a file, held by this open file until released or the end of
+    the process (no stale lock survives a crash)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    @classmethod
+    def take(cls, path: str) -> FileLock | None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return cls(fd)
+
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the file drops its lock
+            self._fd = None
 
 
 def _current(

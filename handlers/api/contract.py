@@ -34,10 +34,17 @@ class User:
 class Authorize(Protocol):
     """Raises the 403 Status unless the caller may also do ``verb`` on what the request
     addresses (a PATCH that creates needs ``create`` too, as in kube) or, given ``group`` and
-    ``resource``, on that resource in the request's namespace (combinedtasks read Tasks and
-    Events with the server's identity, so they first check the caller could read them)."""
+    ``resource``, on that resource in the request's namespace or in ``namespace`` (``""``: at
+    the cluster scope). combinedtasks read Tasks and Events with the server's identity, and a
+    search shows objects of every kind, so they first check the caller could read them."""
 
-    def __call__(self, verb: str, group: str | None = None, resource: str | None = None) -> None:
+    def __call__(
+        self,
+        verb: str,
+        group: str | None = None,
+        resource: str | None = None,
+        namespace: str | None = None,
+    ) -> None:
         """Return when allowed."""
 
 
@@ -57,9 +64,12 @@ class ApiRequest:
     user: User | None = None
     subresource: str | None = None
     content_type: str = ""
-    authorize: Authorize = lambda verb, group=None, resource=None: None
+    authorize: Authorize = lambda verb, group=None, resource=None, namespace=None: None
     options: params.WriteOptions = NO_OPTIONS
     """A write's dryRun, fieldManager and fieldValidation, parsed and validated once."""
+    plain: bool = False
+    """The answer goes out as plain text (a resource's ``plain`` form): no list metadata, so
+    no continue token can tell that more follow."""
 
     def param(self, key: str, default: str = "") -> str:
         """A query parameter's first value."""

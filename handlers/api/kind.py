@@ -45,6 +45,12 @@ class Kind:
     document: DocumentGetter | None = None
     """For a kind stored here and searchable (``details?q=``): what the index keeps of an
     object."""
+    list_name: str = ""
+    """The kind of its lists when not ``<kind>List``: a resource without a kind of its own
+    (``kind=""``, the tutorial's search) still answers JSON lists."""
+    plain: Callable[[Mapping[str, Any]], str] | None = None
+    """For a resource that also answers ``text/plain`` (the tutorial's search): an item's
+    text, the answer joining those of its items with commas."""
 
     group = GROUP
     version = VERSION
@@ -52,7 +58,13 @@ class Kind:
 
     @property
     def list_kind(self) -> str:
-        return self.kind + "List"
+        return self.list_name or self.kind + "List"
+
+    @property
+    def has_objects(self) -> bool:
+        """Whether the resource is made of objects of a kind; one that is not (a search) is
+        read with ``get`` on its collection path, as the tutorial serves it."""
+        return bool(self.kind)
 
     @property
     def resource(self) -> Resource:

@@ -18,6 +18,7 @@ import pytest
 from k8s.client import Cluster
 from k8s.controller import DEADLINE_LABEL, FINALIZER, PRIORITY_LABEL, Controller
 from k8s.events import TASK_UID
+from k8s.taskindex import INDEXER_LABEL
 from tests.fakes.cluster import FakeCluster
 from tests.fakes.objects import EVENTS, TASKS
 from tests.support.servers import ROOT
@@ -94,7 +95,11 @@ def test_create_update_and_delete_are_each_recorded_once(
     )
     task = current(fake)
     assert task is not None
-    assert task["metadata"]["labels"] == {PRIORITY_LABEL: "3", DEADLINE_LABEL: "1755595075"}
+    assert task["metadata"]["labels"] == {
+        PRIORITY_LABEL: "3",
+        DEADLINE_LABEL: "1755595075",
+        INDEXER_LABEL: "default.task-sample.1",  # the tutorial's key, as details answers it
+    }
     settled(fake, uid, ["TaskCreated"])
 
     task["metadata"]["labels"]["team"] = "a"  # metadata only: no new generation, no Event
@@ -102,6 +107,11 @@ def test_create_update_and_delete_are_each_recorded_once(
     task["spec"]["taskState"] = "Finished"
     fake.objects.update(TASKS, "default", "task-sample", task)
     settled(fake, uid, ["TaskCreated", "TaskUpdated"])
+    eventually(
+        lambda: (current(fake) or {})["metadata"]["labels"][INDEXER_LABEL]
+        == "default.task-sample.2",
+        "labelled with the new generation's key",
+    )
 
     fake.objects.delete(TASKS, "default", "task-sample")
     eventually(lambda: current(fake) is None, "deleted once the finalizer is removed")
