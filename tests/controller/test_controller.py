@@ -108,8 +108,9 @@ def test_create_update_and_delete_are_each_recorded_once(
     fake.objects.update(TASKS, "default", "task-sample", task)
     settled(fake, uid, ["TaskCreated", "TaskUpdated"])
     eventually(
-        lambda: (current(fake) or {})["metadata"]["labels"][INDEXER_LABEL]
-        == "default.task-sample.2",
+        lambda: (
+            (current(fake) or {})["metadata"]["labels"][INDEXER_LABEL] == "default.task-sample.2"
+        ),
         "labelled with the new generation's key",
     )
 

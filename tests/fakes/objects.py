@@ -15,6 +15,7 @@ the object, where kube may answer a Success Status.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import threading
 import time
@@ -456,6 +457,43 @@ def _decode(token: str) -> str:
 
 # -- routes ---------------------------------------------------------------------------------
 
+VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+
+def discovery() -> dict[str, dict[str, Any]]:
+    """Legacy discovery of the fake's kinds, as kube-apiserver answers a client that does not
+    ask for aggregated discovery (kubectl then falls back to it): ``/api``, ``/api/v1``,
+    ``/apis`` and ``/apis/<group>/<version>``, so that kubectl can ``get tasks`` here."""
+    by_version: dict[str, list[dict[str, Any]]] = {}
+    for kind in KINDS:
+        by_version.setdefault(kind.api_version, []).append(
+            {
+                "name": kind.plural,
+                "singularName": kind.kind.lower(),
+                "namespaced": True,
+                "kind": kind.kind,
+                "verbs": VERBS,
+            }
+        )
+    documents: dict[str, dict[str, Any]] = {
+        "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+    }
+    groups = []
+    for api_version, resources in by_version.items():
+        path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        documents[path] = {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": api_version,
+            "resources": resources,
+        }
+        if "/" in api_version:
+            group, version = api_version.split("/")
+            found = {"groupVersion": api_version, "version": version}
+            groups.append({"name": group, "versions": [found], "preferredVersion": found})
+    documents["/apis"] = {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+    return documents
+
 
 def install(fake: FakeCluster, objects: Objects) -> None:
     """Serve ``objects`` from ``fake``: list/watch (cluster-wide and per namespace), get,
@@ -468,6 +506,12 @@ def install(fake: FakeCluster, objects: Objects) -> None:
         except StatusError as error:
             return status(error.code, error.message, reason=error.reason, details=error.details)
 
+    for path, document in discovery().items():
+
+        def discover(call: Call, document: dict[str, Any] = document) -> Reply:
+            return Reply(200, document)
+
+        fake.route("GET", re.escape(path), discover)
     for kind in KINDS:
         many = rf"{kind.prefix}(?:/namespaces/(?P<namespace>[^/]+))?/{kind.plural}"
         one = rf"{kind.prefix}/namespaces/(?P<namespace>[^/]+)/{kind.plural}/(?P<name>[^/]+)"
