@@ -284,6 +284,52 @@ def search_documents_follow_every_write(store: Store) -> None:
     assert found("shards") == [] and found("+priority:>=0") == []
 
 
+def documents_of_objects_kept_elsewhere_take_no_revision(store: Store) -> None:
+    """A cluster Task's document: put, replaced, removed, and a whole list's worth at once
+    (what was indexed and is no longer listed leaves), never in the log."""
+
+    def found(text: str) -> list[tuple[str, str, str, int]]:
+        return [(h.res, h.namespace, h.name, h.generation) for h in store.search(parse(text), 100)]
+
+    own = store.create("r", "ns", "own", obj("own"), {}, Document("CustomTask", 1, 3, "shards"))
+    revision = store.revision()
+    store.index("tasks.g", "ns", "a", Document("Task", 1, 3, "rebuild the shards"))
+    store.index("tasks.g", "ns", "b", Document("Task", 1, 3, "compare the shards"))
+    store.index("tasks.g", "ns", "a", Document("Task", 2, 3, "page the on-call"))
+    assert found("+kind:task") == [("tasks.g", "ns", "a", 2), ("tasks.g", "ns", "b", 1)]
+    store.index("tasks.g", "ns", "b", None)
+    assert found("shards") == [("r", "ns", "own", 1)]
+    store.reindex(
+        "tasks.g",
+        {
+            ("ns", "a"): Document("Task", 2, 3, "page the on-call"),  # unchanged
+            ("other", "c"): Document("Task", 4, 1, "more shards"),
+        },
+    )
+    assert found("+kind:task") == [("tasks.g", "ns", "a", 2), ("tasks.g", "other", "c", 4)]
+    store.reindex("tasks.g", {("other", "c"): Document("Task", 5, 1, "fewer shards")})
+    assert found("+kind:task") == [("tasks.g", "other", "c", 5)]
+    assert found("fewer") == [("tasks.g", "other", "c", 5)] and found("page") == []
+    store.reindex("tasks.g", {})
+    assert found("+kind:task") == [] and found("shards") == [("r", "ns", "own", 1)]
+    assert store.revision() == revision == own.revision  # no revision, no log entry
+
+
+def one_process_leads_a_role_at_a_time(store: Store) -> None:
+    """:meth:`Store.lead`: a role is taken by one holder until released; another role is not
+    affected."""
+    first = store.lead("task-indexer")
+    assert first is not None and first.held()
+    assert store.lead("task-indexer") is None
+    other = store.lead("another-role")
+    assert other is not None
+    first.release()
+    second = store.lead("task-indexer")
+    assert second is not None and second.held()
+    second.release()
+    other.release()
+
+
 def compaction_expires_old_revisions_only(store: Store) -> None:
     for n in range(5):
         store.create("r", "", f"o{n}", obj(f"o{n}"), {})

@@ -123,6 +123,14 @@ def test_search_documents_follow_every_write(store: PostgresStore) -> None:
     contract.search_documents_follow_every_write(store)
 
 
+def test_documents_of_objects_kept_elsewhere_take_no_revision(store: PostgresStore) -> None:
+    contract.documents_of_objects_kept_elsewhere_take_no_revision(store)
+
+
+def test_one_process_leads_a_role_at_a_time(store: PostgresStore) -> None:
+    contract.one_process_leads_a_role_at_a_time(store)
+
+
 def test_compaction_expires_old_revisions_only(store: PostgresStore) -> None:
     contract.compaction_expires_old_revisions_only(store)
 

@@ -30,6 +30,8 @@ CHECKS = [
     contract.narrowed_lists_follow_every_write,
     contract.a_load_is_many_creates_all_or_nothing,
     contract.search_documents_follow_every_write,
+    contract.documents_of_objects_kept_elsewhere_take_no_revision,
+    contract.one_process_leads_a_role_at_a_time,
     contract.compaction_expires_old_revisions_only,
 ]
 
