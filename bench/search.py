@@ -5,23 +5,32 @@ The documents are tasks whose details are 20 to 40 words drawn from a vocabulary
 a word planted in 50 of them (a selective query: under 100 hits) and one in 10% of them (a
 broad query, whose first page of 500 is timed). Queries run on the store, in process, as
 :meth:`store.Store.search` (the endpoint adds the same HTTP cost as any get); creates are
-timed in alternating rounds with and without a search document, through the store's create.
-The targets are issue 13's.
+timed in alternating rounds with and without a search document, through the store's create;
+the index lag is timed from a Task change in a fake cluster to a search that finds it, the
+server's Task indexer following the cluster in between. The targets are issue 13's.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import statistics
+import tempfile
+import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from bench.report import Goal, percentile
 from bench.scale import Engine, Line
+from k8s.client import Cluster
+from k8s.taskindex import TaskIndexer
 from store import New, Store
 from store.fulltext import Document
 from store.search import parse
+from tests.fakes.cluster import FakeCluster
+from tests.fakes.objects import TASKS
 
 DOCUMENTS = 100_000
 CHUNK = 10_000
@@ -29,6 +38,7 @@ RARE, RARE_COUNT = "zephyrine", 50
 COMMON, COMMON_EVERY = "replica", 10  # in one document of 10
 TIMES = 20
 CREATE_ROUNDS, CREATES_PER_ROUND = 5, 500
+LAG_RATE, LAG_SECONDS, LAG_TASKS = 100, 10, 100
 _VOCABULARY = [f"w{n:03d}" for n in range(400)]
 T = TypeVar("T")
 
@@ -88,6 +98,8 @@ def run(engine: Engine, say: Callable[[str], None]) -> list[Line]:
         )
         say(f"search: {engine.name}, creates with and without a document")
         with_index, without = _creates(store)
+        say(f"search: {engine.name}, index lag of {LAG_RATE} Task changes/s")
+        lags = _lags(store)
     finally:
         store.close()
     bound = engine.allowance
@@ -102,6 +114,13 @@ def run(engine: Engine, say: Callable[[str], None]) -> list[Line]:
             f"broad query, first page of {len(page)}", broad * 1000, "ms", Goal(50 * bound, False)
         ),
         Line(f"LIKE scan of the same table ({found[0]} rows)", scan * 1000, "ms"),
+        Line(
+            f"index lag p99, {LAG_RATE} Task changes/s",
+            percentile(lags, 99) * 1000,
+            "ms",
+            Goal(1000 * bound, False),
+            note=f"{len(lags)} changes, median {percentile(lags, 50) * 1000:.0f} ms",
+        ),
         Line("selective query / LIKE scan", selective / scan, "x"),
         Line(
             "creates/s with / without a search document",
@@ -128,6 +147,65 @@ def _creates(store: Store) -> tuple[list[float], list[float]]:
                 store.create("customtasks", "creates", name, _object(name), {}, document)
             rates[indexed].append(CREATES_PER_ROUND / (time.perf_counter() - began))
     return rates[True], rates[False]
+
+
+def _lags(store: Store) -> list[float]:
+    """Seconds from a Task change in the (fake) cluster to a search that finds it, for
+    ``LAG_RATE`` changes a second over ``LAG_SECONDS``: the server's Task indexer (list, then
+    watch over HTTPS) writes the store; a prober searches for each change's word in turn (the
+    indexer applies changes in order, so one found means those before it are too)."""
+    with tempfile.TemporaryDirectory() as directory, FakeCluster() as fake:
+        for n in range(LAG_TASKS):
+            fake.objects.put(TASKS, _task(n, "before the indexer"))
+        cluster = Cluster.from_environment(str(fake.kubeconfig(Path(directory))))
+        assert cluster is not None
+        stop = threading.Event()
+        indexer = threading.Thread(target=TaskIndexer(store, cluster, stop).run, daemon=True)
+        indexer.start()
+        try:
+            _until(lambda: len(store.search(parse("+kind:task"), LAG_TASKS)) == LAG_TASKS)
+            changed: list[float] = []
+            changes = LAG_RATE * LAG_SECONDS
+
+            def drive() -> None:
+                start = time.perf_counter()
+                for k in range(changes):
+                    time.sleep(max(0.0, start + k / LAG_RATE - time.perf_counter()))
+                    task = _task(k % LAG_TASKS, f"change lag{k:06d}")
+                    changed.append(time.perf_counter())
+                    fake.objects.patch(
+                        TASKS, "lag", task["metadata"]["name"], {"spec": task["spec"]}
+                    )
+
+            driver = threading.Thread(target=drive, daemon=True)
+            driver.start()
+            lags = []
+            for k in range(changes):
+                _until(functools.partial(_found, store, f"+lag{k:06d}"))
+                lags.append(time.perf_counter() - changed[k])
+            driver.join()
+        finally:
+            stop.set()
+            fake.objects.cut_watches()
+            indexer.join(timeout=10)
+    return lags
+
+
+def _found(store: Store, query: str) -> bool:
+    return bool(store.search(parse(query), 1))
+
+
+def _task(n: int, details: str) -> dict[str, Any]:
+    spec = {"priority": n % 11, "deadline": "2030-01-01T00:00:00Z", "details": details}
+    return {"metadata": {"name": f"lag-{n:03d}", "namespace": "lag"}, "spec": spec}
+
+
+def _until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the Task indexer fell behind by a minute")
+        time.sleep(0.001)
 
 
 def title(name: str) -> str:

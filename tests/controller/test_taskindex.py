@@ -20,6 +20,8 @@ from store.sqlite import SQLiteStore
 from tests.fakes.cluster import FakeCluster
 from tests.fakes.objects import TASKS
 
+ALL_TASKS = "/apis/example.example.com/v1/tasks"
+
 
 def eventually(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
@@ -81,7 +83,7 @@ def test_a_410_lists_again_and_what_was_missed_leaves_the_index(
         fake.objects.compact()  # the resumed watch's resourceVersion is gone: 410
         eventually(lambda: indexed(store) == ["b", "c"], "listed again after the 410")
         fake.slow.clear()
-        lists = fake.count("GET", taskindex.paths.tasks(), watch=False)
+        lists = fake.count("GET", ALL_TASKS, watch=False)
         assert lists == 2
     finally:
         indexer.end()
@@ -91,17 +93,17 @@ def test_one_indexer_per_store_and_another_takes_over(fake: FakeCluster, tmp_pat
     path = str(tmp_path / "s.db")
     first_store, second_store = SQLiteStore(path), SQLiteStore(path)
     first = Running(first_store, client(fake, tmp_path))
-    eventually(lambda: fake.count("GET", taskindex.paths.tasks(), watch=True) == 1, "watching")
+    eventually(lambda: fake.count("GET", ALL_TASKS, watch=True) == 1, "watching")
     second = Running(second_store, client(fake, tmp_path))
     try:
         put(fake, "a", "first")
         eventually(lambda: indexed(second_store) == ["a"], "indexed by the first")
         time.sleep(taskindex.TAKEOVER_SECONDS + 0.5)  # the second tried and stood by
-        assert fake.count("GET", taskindex.paths.tasks(), watch=True) == 1
+        assert fake.count("GET", ALL_TASKS, watch=True) == 1
         first.end()
         put(fake, "b", "second")
         eventually(lambda: indexed(second_store) == ["a", "b"], "indexed by the second")
-        assert fake.count("GET", taskindex.paths.tasks(), watch=True) == 2
+        assert fake.count("GET", ALL_TASKS, watch=True) == 2
     finally:
         first.end()
         second.end()
