@@ -208,7 +208,7 @@ class SQLStore(ABC):
         """The documents matching ``query``, best first; see :class:`store.Store`."""
         statement = self._fulltext.search(query, limit, after)
         (rows,) = self._snapshot((statement.sql, statement.params))
-        return fulltext.hits(rows)
+        return fulltext.hits(rows, query)
 
     def changes(
         self, after: int, *, resource: str | None = None, limit: int = 500

@@ -22,8 +22,9 @@ from store.fulltext import (
     PostgresCompiler,
     SQLiteCompiler,
     hits,
+    snippet,
 )
-from store.search import parse
+from store.search import Words, parse
 from tests.support.postgres import postgres_database_fixture, postgres_url_fixture  # noqa: F401
 
 D = Document
@@ -47,8 +48,9 @@ def sqlite_search(tmp_path: Path) -> Iterator[Search]:
     conn.commit()
 
     def search(text: str, limit: int, after: Any) -> list[Hit]:
-        statement = SQLiteCompiler().search(parse(text), limit, after)
-        return hits(conn.execute(statement.sql, statement.params).fetchall())
+        query = parse(text)
+        statement = SQLiteCompiler().search(query, limit, after)
+        return hits(conn.execute(statement.sql, statement.params).fetchall(), query)
 
     yield search
     conn.close()
@@ -63,8 +65,9 @@ def postgres_search(url: str) -> Iterator[Search]:
             )
 
         def search(text: str, limit: int, after: Any) -> list[Hit]:
-            statement = PostgresCompiler().search(parse(text), limit, after)
-            return hits(conn.execute(statement.sql, statement.params).fetchall())
+            query = parse(text)
+            statement = PostgresCompiler().search(query, limit, after)
+            return hits(conn.execute(statement.sql, statement.params).fetchall(), query)
 
         yield search
 
@@ -116,6 +119,15 @@ def keys(found: Sequence[Hit]) -> set[str]:
         ("NEAR OR AND NOT", set()),  # FTS5 operators are words here
         ("details:details", set()),  # a column filter in FTS5 syntax is a word too
         ("tenant", {"default/reindex"}),
+        # the forms FTS5 answers with one expression: words that must, words of which one
+        # must, both less the words that must not; and forms it cannot (ranking words beside
+        # a must, a plain clause that is no word)
+        ("+shards +rebuild", {"default/task-sample-3", "default/task-sample-4"}),
+        ("reindex tenant -shards", set()),
+        ("tenant écrire -東京", {"default/reindex"}),
+        ("+rebuild shards", {"default/task-sample-3", "default/task-sample-4"}),
+        ("tenant name:quotes", {"default/reindex", "other/quotes"}),
+        ("+shards -name:reindex -priority:>=7", {"default/task-sample-3", "default/task-sample-4"}),
         ("primary counts", {"other/task-sample-4"}),  # either word, as bleve's plain clauses
     ],
 )
@@ -150,3 +162,19 @@ def test_hits_carry_what_the_answer_shows(search: Search) -> None:
         5,
         9,
     )
+
+
+def test_a_snippet_marks_the_words_of_each_match_in_a_window_of_16() -> None:
+    def positive(text: str) -> list[Words]:
+        return [c.condition for c in parse(text).clauses if isinstance(c.condition, Words)]
+
+    words = " ".join(f"w{n}" for n in range(30))
+    assert snippet(words.replace("w12", "Replica"), positive("replica")) == (
+        "...w9 w10 w11 [Replica] w13 w14 w15 w16 w17 w18 w19 w20 w21 w22 w23 w24..."
+    )
+    assert snippet('Say "hello world" to x-ray-9.', positive('"hello world" x-ray-9')) == (
+        'Say "[hello] [world]" to [x]-[ray]-[9].'
+    )
+    assert snippet("hello there, world", positive('"hello world"')) == ""  # not the phrase
+    assert snippet("rebuild the shards", positive("rebui* +shards")) == "[rebuild] the [shards]"
+    assert snippet("w1 w2 Écrire", positive("écrire")) == "w1 w2 [Écrire]"
