@@ -190,6 +190,7 @@ class Objects:
             )
             if kind.generation:
                 metadata["generation"] = 1
+            _check_labels(kind, name, metadata)
             stored = {**obj, "apiVersion": kind.api_version, "kind": kind.kind}
             stored["metadata"] = metadata
             return self._commit(kind, "ADDED", stored, None)
@@ -250,6 +251,7 @@ class Objects:
         if kind.generation:
             spec_changed = obj.get("spec") != current.get("spec")
             metadata["generation"] = old_meta.get("generation", 1) + (1 if spec_changed else 0)
+        _check_labels(kind, metadata["name"], metadata)
         updated = {**obj, "apiVersion": kind.api_version, "kind": kind.kind, "metadata": metadata}
         if metadata.get("deletionTimestamp") and not metadata.get("finalizers"):
             return self._commit(kind, "DELETED", updated, current)
@@ -365,6 +367,46 @@ class Objects:
                     cursor = self.revision
                 events = orjson.loads(orjson.dumps(events))
             yield from events
+
+
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+LABEL_VALUE_MESSAGE = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
+    "'my_value',  or '12345', regex used for validation is "
+    "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
+
+
+def _check_labels(kind: Kind, name: str, metadata: Mapping[str, Any]) -> None:
+    """kube's validation of label values (apimachinery ``IsValidLabelValue``): at most 63
+    characters of the label alphabet; a 422 Invalid in kube's words otherwise."""
+    causes = []
+    for value in (metadata.get("labels") or {}).values():
+        problems = []
+        if len(value) > 63:
+            problems.append("must be no more than 63 characters")
+        if not LABEL_VALUE.fullmatch(value):
+            problems.append(LABEL_VALUE_MESSAGE)
+        field = "metadata.labels"
+        causes += [
+            {
+                "reason": "FieldValueInvalid",
+                "message": f'Invalid value: "{value}": {p}',
+                "field": field,
+            }
+            for p in problems
+        ]
+    if causes:
+        group = kind.api_version.rpartition("/")[0]
+        listed = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
+        joined = listed if len(causes) == 1 else f"[{listed}]"
+        raise StatusError(
+            422,
+            "Invalid",
+            f'{kind.kind}.{group} "{name}" is invalid: {joined}',
+            {"name": name, "group": group, "kind": kind.kind, "causes": causes},
+        )
 
 
 def _conflict(kind: Kind, name: str) -> StatusError:

@@ -178,3 +178,20 @@ def test_cut_watches_ends_open_streams(fake: FakeCluster, http: requests.Session
     threading.Thread(target=read, daemon=True).start()
     fake.objects.cut_watches()
     assert ended.wait(5)
+
+
+def test_a_label_value_over_63_characters_is_refused_as_kube_refuses_it(
+    fake: FakeCluster, http: requests.Session
+) -> None:
+    url = f"{fake.url}{TASKS_PATH}/namespaces/ns/tasks"
+    too_long = "v" * 64
+    refused = http.post(url, json=task("long", team=too_long))
+    assert refused.status_code == 422
+    assert refused.json()["message"] == (
+        f'Task.example.example.com "long" is invalid: metadata.labels: Invalid value: '
+        f'"{too_long}": must be no more than 63 characters'
+    )
+    assert http.post(url, json=task("fits", team="v" * 63)).status_code == 201
+    current = http.get(f"{url}/fits").json()
+    current["metadata"]["labels"]["team"] = "-starts-badly"
+    assert http.put(f"{url}/fits", json=current).status_code == 422
