@@ -38,7 +38,7 @@ RARE, RARE_COUNT = "zephyrine", 50
 COMMON, COMMON_EVERY = "replica", 10  # in one document of 10
 TIMES = 20
 CREATE_ROUNDS, CREATES_PER_ROUND = 5, 500
-LAG_RATE, LAG_SECONDS, LAG_TASKS = 100, 10, 100
+LAG_RATE, LAG_SECONDS = 100, 10
 _VOCABULARY = [f"w{n:03d}" for n in range(400)]
 T = TypeVar("T")
 
@@ -149,13 +149,15 @@ def _creates(store: Store) -> tuple[list[float], list[float]]:
     return rates[True], rates[False]
 
 
-def _lags(store: Store) -> list[float]:
+def _lags(store: Store, seconds: int = LAG_SECONDS) -> list[float]:
     """Seconds from a Task change in the (fake) cluster to a search that finds it, for
-    ``LAG_RATE`` changes a second over ``LAG_SECONDS``: the server's Task indexer (list, then
-    watch over HTTPS) writes the store; a prober searches for each change's word in turn (the
-    indexer applies changes in order, so one found means those before it are too)."""
+    ``LAG_RATE`` changes a second over ``seconds``, each to another task (a change's word is
+    never overwritten before it is found): the server's Task indexer (list, then watch over
+    HTTPS) writes the store; a prober searches for each change's word in turn (the indexer
+    applies changes in order, so one found means those before it are too)."""
     with tempfile.TemporaryDirectory() as directory, FakeCluster() as fake:
-        for n in range(LAG_TASKS):
+        tasks = LAG_RATE * seconds
+        for n in range(tasks):
             fake.objects.put(TASKS, _task(n, "before the indexer"))
         cluster = Cluster.from_environment(str(fake.kubeconfig(Path(directory))))
         assert cluster is not None
@@ -163,15 +165,15 @@ def _lags(store: Store) -> list[float]:
         indexer = threading.Thread(target=TaskIndexer(store, cluster, stop).run, daemon=True)
         indexer.start()
         try:
-            _until(lambda: len(store.search(parse("+kind:task"), LAG_TASKS)) == LAG_TASKS)
+            _until(lambda: len(store.search(parse("+kind:task"), tasks)) == tasks)
             changed: list[float] = []
-            changes = LAG_RATE * LAG_SECONDS
+            changes = LAG_RATE * seconds
 
             def drive() -> None:
                 start = time.perf_counter()
                 for k in range(changes):
                     time.sleep(max(0.0, start + k / LAG_RATE - time.perf_counter()))
-                    task = _task(k % LAG_TASKS, f"change lag{k:06d}")
+                    task = _task(k, f"change lag{k:06d}")
                     changed.append(time.perf_counter())
                     fake.objects.patch(
                         TASKS, "lag", task["metadata"]["name"], {"spec": task["spec"]}
@@ -197,7 +199,7 @@ def _found(store: Store, query: str) -> bool:
 
 def _task(n: int, details: str) -> dict[str, Any]:
     spec = {"priority": n % 11, "deadline": "2030-01-01T00:00:00Z", "details": details}
-    return {"metadata": {"name": f"lag-{n:03d}", "namespace": "lag"}, "spec": spec}
+    return {"metadata": {"name": f"lag-{n:05d}", "namespace": "lag"}, "spec": spec}
 
 
 def _until(condition: Callable[[], bool], timeout: float = 60.0) -> None:

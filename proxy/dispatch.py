@@ -51,6 +51,7 @@ class Resources:
                 raise not_found_path()  # namespaced items live under /namespaces/<ns>/
             if info.verb not in ("list", "watch"):
                 raise method_not_allowed()  # only reads span all namespaces
+        # a resource without objects (the search) is read with get on its collection path
         verb = info.verb if kind.has_objects or info.verb != "list" else "get"
         handler = served.handler(verb, info.subresource)
         if handler is None:

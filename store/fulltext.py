@@ -52,12 +52,13 @@ END;
 """FTS5 writes a segment of its index at the end of every statement that changes it (its
 savepoint hook flushes), 130,000 instructions whatever the statement holds: a write marks its
 document pending, and :data:`SQLITE_SYNC` brings the words of all pending documents in at
-once, before a search reads them (and when the store compacts)."""
+once, before a search reads them (and when the store compacts). The pending ids drive both
+statements (a join let the planner scan every document: 20 ms at 100,000)."""
 
 SQLITE_SYNC = """
 DELETE FROM documents_fts WHERE rowid IN (SELECT id FROM documents_pending);
 INSERT INTO documents_fts (rowid, details)
-SELECT d.id, d.details FROM documents d JOIN documents_pending p ON p.id = d.id;
+SELECT id, details FROM documents WHERE id IN (SELECT id FROM documents_pending);
 DELETE FROM documents_pending;
 """
 SQLITE_PENDING = "SELECT EXISTS (SELECT 1 FROM documents_pending)"
