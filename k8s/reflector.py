@@ -20,6 +20,7 @@ log = logging.getLogger("k8s.reflector")
 PAGE_SIZE = 500
 WATCH_SECONDS = 300  # one watch request; the reflector watches again from where it stopped
 RETRY_SECONDS = 2.0
+IDLE_GRACE_SECONDS = 15
 GONE = 410
 
 Replace = Callable[[list[dict[str, Any]], str], None]
@@ -99,6 +100,8 @@ class Reflector:
                     "allowWatchBookmarks": "true",
                     "timeoutSeconds": str(self._watch_seconds),
                 },
+                # the server ends the watch by then: silence past it is a dead connection
+                idle_timeout=self._watch_seconds + IDLE_GRACE_SECONDS,
             )
         except ClusterError as error:
             if error.status == GONE:
