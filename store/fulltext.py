@@ -65,13 +65,19 @@ SQLITE_PENDING = "SELECT EXISTS (SELECT 1 FROM documents_pending)"
 
 POSTGRES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
-    id bigserial PRIMARY KEY,
     res text COLLATE "C" NOT NULL, ns text COLLATE "C" NOT NULL, name text COLLATE "C" NOT NULL,
     kind text NOT NULL, generation bigint NOT NULL, priority bigint, details text NOT NULL,
     words tsvector NOT NULL, -- of the details lower-cased by Python: see _LOWER
     UNIQUE (res, ns, name)
 );
 CREATE INDEX IF NOT EXISTS documents_words ON documents USING gin (words);
+-- the first version numbered documents too: an index and a sequence more for every create
+DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_name = 'documents' AND column_name = 'id') THEN
+        ALTER TABLE documents DROP COLUMN id;
+    END IF;
+END $$;
 """
 
 _LOWER = str.lower
@@ -228,6 +234,9 @@ class Compiler:
     """What differs between the engines: placeholders, a text condition, the rank."""
 
     placeholder = "?"
+    row_id = "d.id AS id, "
+    page_row = "id = page.id"
+    """How a page's hit finds its document again (for its details)."""
 
     def words(self, words: Words) -> Statement:
         raise NotImplementedError
@@ -273,13 +282,16 @@ class Compiler:
     ) -> Statement:
         """The hits of ``query``, ``limit`` of them after the key ``after``."""
         matches = self.matches(query)
-        inner = f"SELECT d.id, d.res, d.ns, d.name, d.kind, d.generation, d.priority, {matches.sql}"
+        inner = (
+            f"SELECT {self.row_id}d.res, d.ns, d.name, d.kind, d.generation, d.priority, "
+            f"{matches.sql}"
+        )
         cursor = "WHERE (rank, res, ns, name) > (?, ?, ?, ?) " if after else ""
         page = f"SELECT * FROM ({inner}) hits {cursor}ORDER BY rank, res, ns, name LIMIT ?"
         # the details of the page's hits only (for their snippets): the matches may be many
         sql = (
             "SELECT page.res, page.ns, page.name, page.kind, page.generation, page.priority, "
-            "page.rank, (SELECT details FROM documents WHERE id = page.id) "
+            f"page.rank, (SELECT details FROM documents WHERE {self.page_row}) "
             f"FROM ({page}) page ORDER BY rank, res, ns, name"
         )
         params = (*matches.params, *(after or ()), limit)
@@ -388,6 +400,8 @@ def _fts5_either(positive: Sequence[Words]) -> str:
 
 class PostgresCompiler(Compiler):
     placeholder = "%s"
+    row_id = ""
+    page_row = "res = page.res AND ns = page.ns AND name = page.name"
 
     def words(self, words: Words) -> Statement:
         found = _tsquery(words)

@@ -173,9 +173,10 @@ BEGIN
     INSERT INTO log (rev, ts, res, ns, name, type, prev_rev)
     VALUES (r, extract(epoch FROM clock_timestamp()), p_res, p_ns, p_name, 0 /* ADDED */, 0);
     PERFORM kv_index(p_res, p_ns, p_name, p_labels, p_fields, NULL, NULL);
-    IF p_kind IS NOT NULL THEN
-        PERFORM kv_document(p_res, p_ns, p_name, p_kind, p_generation, p_priority, p_details,
-                            p_words);
+    IF p_kind IS NOT NULL THEN -- a new object's document is new too: no upsert
+        INSERT INTO documents (res, ns, name, kind, generation, priority, details, words)
+        VALUES (p_res, p_ns, p_name, p_kind, p_generation, p_priority, p_details,
+                to_tsvector('simple', p_words));
     END IF;
     RETURN r;
 END $$;

@@ -13,7 +13,9 @@ import psycopg
 import pytest
 
 from store import LABEL, AlreadyExists, Change, Conflict, NotFound, Term
+from store.fulltext import Document
 from store.postgres import PostgresStore
+from store.search import parse
 from store.sql import Statements
 from store.tailer import Tailer
 from tests.store import contract
@@ -298,3 +300,35 @@ def test_a_second_process_lists_and_watches_what_the_first_writes(postgres_datab
     finally:
         second.close()
         first.close()
+
+
+def test_documents_of_a_database_numbered_by_the_first_version_keep_being_found(
+    postgres_database: str,
+) -> None:
+    """The first version gave documents a bigserial id beside their key; opening such a
+    database drops the column (and its index), keeping the documents."""
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        conn.execute(
+            'CREATE TABLE documents (id bigserial PRIMARY KEY, res text COLLATE "C" NOT NULL, '
+            'ns text COLLATE "C" NOT NULL, name text COLLATE "C" NOT NULL, kind text NOT NULL, '
+            "generation bigint NOT NULL, priority bigint, details text NOT NULL, "
+            "words tsvector NOT NULL, UNIQUE (res, ns, name))"
+        )
+        conn.execute(
+            "INSERT INTO documents (res, ns, name, kind, generation, priority, details, words) "
+            "VALUES ('r', 'ns', 'a', 'task', 2, 1, 'rebuild shards', "
+            "to_tsvector('simple', 'rebuild shards'))"
+        )
+    store = PostgresStore(postgres_database)
+    try:
+        (hit,) = store.search(parse("shards"), 10)
+        assert (hit.name, hit.generation, hit.snippet) == ("a", 2, "rebuild [shards]")
+        store.create("r", "ns", "b", obj("b"), {}, Document("Task", 1, 1, "more shards"))
+        assert [h.name for h in store.search(parse("+shards"), 10)] == ["a", "b"]
+    finally:
+        store.close()
+    with psycopg.connect(postgres_database) as conn:
+        columns = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'documents'"
+        ).fetchall()
+        assert ("id",) not in columns
