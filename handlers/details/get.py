@@ -107,13 +107,14 @@ def _decode(token: str, text: str) -> Cursor:
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         rank, res, namespace, name = data["after"]
+        made_for = data["q"]
         ok = data["v"] == _TOKEN_VERSION and isinstance(rank, int | float)
         ok = ok and all(isinstance(part, str) for part in (res, namespace, name))
     except (ValueError, TypeError, KeyError):
         ok = False
     if not ok:
         raise bad_request("continue key is not valid")
-    if data["q"] != _digest(text):
+    if made_for != _digest(text):
         raise bad_request("continue key was made for another query: start again without it")
     return float(rank), res, namespace, name
 

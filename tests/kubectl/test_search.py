@@ -10,6 +10,7 @@ hits it could list itself.
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import threading
 import time
@@ -341,6 +342,8 @@ def test_errors_are_statuses_that_say_what_is_wrong(setup: Setup) -> None:
     token = setup.search("bulk-job", limit="3")["metadata"]["continue"]
     assert "another query" in status({"q": "shards", "continue": token}, JSON)
     assert status({"q": "shards", "continue": "garbage"}, JSON) == "continue key is not valid"
+    unsigned = base64.urlsafe_b64encode(b'{"v":"details/v1","after":[0,"r","n","x"]}').decode()
+    assert status({"q": "shards", "continue": unsigned}, JSON) == "continue key is not valid"
 
 
 def test_a_table_answer_has_the_hit_columns(setup: Setup) -> None:
