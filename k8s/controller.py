@@ -42,8 +42,6 @@ PRIORITY_LABEL = "example.example.com/priority"
 DEADLINE_LABEL = "example.example.com/deadline"
 GENERATION = "example.example.com/task-generation"  # annotation: the generation an Event records
 COMPONENT = "task-controller"
-WATCH_SECONDS = 300  # one watch request; the controller re-watches from where it stopped
-RETRY_SECONDS = 2.0
 
 
 @dataclass(slots=True)
@@ -65,13 +63,7 @@ class Controller:
 
     def run(self) -> None:
         Reflector(
-            self._cluster,
-            paths.tasks(),
-            replace=self._replace,
-            apply=self._apply,
-            stop=self._stop,
-            watch_seconds=WATCH_SECONDS,
-            retry_seconds=RETRY_SECONDS,
+            self._cluster, paths.tasks(), replace=self._replace, apply=self._apply, stop=self._stop
         ).run()
 
     # the cluster's state
