@@ -281,7 +281,7 @@ class Compiler:
         self, query: Query, limit: int, after: tuple[float, str, str, str] | None
     ) -> Statement:
         """The hits of ``query``, ``limit`` of them after the key ``after``."""
-        matches = self.matches(query)
+        matches = self.matches(query, limit, after)
         inner = (
             f"SELECT {self.row_id}d.res, d.ns, d.name, d.kind, d.generation, d.priority, "
             f"{matches.sql}"
@@ -297,8 +297,11 @@ class Compiler:
         params = (*matches.params, *(after or ()), limit)
         return Statement(sql.replace("?", self.placeholder), params)
 
-    def matches(self, query: Query) -> Statement:
-        """``<rank> AS rank FROM ... WHERE ...``: the matching documents (``d``), ranked."""
+    def matches(
+        self, query: Query, limit: int, after: tuple[float, str, str, str] | None
+    ) -> Statement:
+        """``<rank> AS rank FROM ... WHERE ...``: the matching documents (``d``), ranked; a
+        superset of those of the page of ``limit`` after ``after``."""
         join, rank, ranked_params = self.ranked(_positive(query))
         where = self.where(query)
         return Statement(
@@ -335,14 +338,18 @@ def _fts5_phrase(words: Words) -> str:
 
 
 class SQLiteCompiler(Compiler):
-    def matches(self, query: Query) -> Statement:
+    def matches(
+        self, query: Query, limit: int, after: tuple[float, str, str, str] | None
+    ) -> Statement:
         """When the words decide what matches (``+a +b -c``, or ``a b -c`` with no ``+``),
         FTS5 evaluates them once, as one expression, and drives the query with the bm25 of
         its matches: the general form asks FTS5 twice (to match, then to rank), and a broad
-        query paid a third of its time for the second."""
+        query paid a third of its time for the second. When nothing else decides, the
+        matches are cut at the page's last possible score before they are joined to their
+        keys (:data:`_CUT`): a broad query joined all of its 10,000 matches for a page of 500."""
         text = _fts5_expression(query)
         if text is None:
-            return super().matches(query)
+            return super().matches(query, limit, after)
         rest = Query(
             tuple(
                 c
@@ -350,12 +357,17 @@ class SQLiteCompiler(Compiler):
                 if not isinstance(c.condition, Words) and c.occur is not Occur.SHOULD
             )
         )
-        where = self.where(rest) if rest.clauses else Statement("1", ())
+        if rest.clauses:
+            where = self.where(rest)
+            return Statement(
+                f"r.score AS rank FROM ({_RANKED}) r "
+                f"JOIN documents d ON d.id = r.rowid WHERE {where.sql}",
+                (text, *where.params),
+            )
+        since = after[0] if after else _LOWEST
         return Statement(
-            "r.score AS rank FROM (SELECT rowid, bm25(documents_fts) AS score "
-            "FROM documents_fts WHERE documents_fts MATCH ?) r "
-            f"JOIN documents d ON d.id = r.rowid WHERE {where.sql}",
-            (text, *where.params),
+            f"r.score AS rank FROM ({_CUT}) r JOIN documents d ON d.id = r.rowid",
+            (text, since, limit - 1, since),
         )
 
     def words(self, words: Words) -> Statement:
@@ -372,6 +384,20 @@ class SQLiteCompiler(Compiler):
             "WHERE documents_fts MATCH ?) r ON r.rowid = d.id"
         )
         return join, "COALESCE(r.score, 0.0)", (_fts5_either(positive),)
+
+
+_RANKED = (
+    "SELECT rowid, bm25(documents_fts) AS score FROM documents_fts WHERE documents_fts MATCH ?"
+)
+_LOWEST = -1.0e308  # below every bm25: no cursor
+_CUT = (
+    f"WITH m AS MATERIALIZED ({_RANKED}) SELECT rowid, score FROM m WHERE score <= COALESCE(("
+    "SELECT score FROM m WHERE score >= ? ORDER BY score "
+    "LIMIT 1 OFFSET ? + (SELECT COUNT(*) FROM m WHERE score = ?)), 1e308)"
+)
+"""The matches of a page of ``limit`` after a cursor at score ``s`` all score at most the
+``limit``-th lowest score from ``s`` on, counting also the matches at ``s`` exactly (some of
+which the cursor's key may leave out): the rest need not be joined to their keys."""
 
 
 def _fts5_expression(query: Query) -> str | None:

@@ -315,6 +315,22 @@ def documents_of_objects_kept_elsewhere_take_no_revision(store: Store) -> None:
     assert store.revision() == revision == own.revision  # no revision, no log entry
 
 
+def paging_through_tied_hits_returns_each_once(store: Store) -> None:
+    """Twenty documents score alike (the same words), five better: pages of three, resumed
+    after each page's last hit (rank, key), return each hit once, best first, ties by key."""
+    for n in range(20):
+        store.index("t", "ns", f"same-{n:02d}", Document("Task", 1, 1, "nightly bulk job"))
+    for n in range(5):
+        store.index("t", "ns", f"best-{n}", Document("Task", 1, 1, "bulk bulk bulk job"))
+    seen: list[str] = []
+    after = None
+    while page := store.search(parse("bulk"), 3, after):
+        seen += [hit.name for hit in page]
+        last = page[-1]
+        after = (last.rank, last.res, last.namespace, last.name)
+    assert seen == [f"best-{n}" for n in range(5)] + [f"same-{n:02d}" for n in range(20)]
+
+
 def one_process_leads_a_role_at_a_time(store: Store) -> None:
     """:meth:`Store.lead`: a role is taken by one holder until released; another role is not
     affected."""

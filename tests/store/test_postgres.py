@@ -129,6 +129,10 @@ def test_documents_of_objects_kept_elsewhere_take_no_revision(store: PostgresSto
     contract.documents_of_objects_kept_elsewhere_take_no_revision(store)
 
 
+def test_paging_through_tied_hits_returns_each_once(store: PostgresStore) -> None:
+    contract.paging_through_tied_hits_returns_each_once(store)
+
+
 def test_one_process_leads_a_role_at_a_time(store: PostgresStore) -> None:
     contract.one_process_leads_a_role_at_a_time(store)
 

@@ -32,6 +32,7 @@ CHECKS = [
     contract.search_documents_follow_every_write,
     contract.documents_of_objects_kept_elsewhere_take_no_revision,
     contract.one_process_leads_a_role_at_a_time,
+    contract.paging_through_tied_hits_returns_each_once,
     contract.compaction_expires_old_revisions_only,
 ]
 
