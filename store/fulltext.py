@@ -379,10 +379,7 @@ class SQLiteCompiler(Compiler):
     def ranked(self, positive: Sequence[Words]) -> tuple[str, str, tuple[Any, ...]]:
         if not positive:
             return "", "0.0", ()
-        join = (
-            "LEFT JOIN (SELECT rowid, bm25(documents_fts) AS score FROM documents_fts "
-            "WHERE documents_fts MATCH ?) r ON r.rowid = d.id"
-        )
+        join = f"LEFT JOIN ({_RANKED}) r ON r.rowid = d.id"
         return join, "COALESCE(r.score, 0.0)", (_fts5_either(positive),)
 
 
