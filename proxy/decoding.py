@@ -26,10 +26,10 @@ from yaml.nodes import Node
 from yaml.resolver import Resolver
 
 from handlers.api.errors import bad_request, request_entity_too_large, unsupported_media_type
-from handlers.api.patching import APPLY_PATCH, PATCH_TYPES
+from handlers.api.patching import APPLY_PATCH, PATCH_TYPES, READ_PATCH_TYPES
 from proxy.negotiation import BODY_TYPES, JSON
 
-JSON_PATCH_TYPES = tuple(t for t in PATCH_TYPES if t != APPLY_PATCH)
+JSON_PATCH_TYPES = tuple(t for t in READ_PATCH_TYPES if t != APPLY_PATCH)
 
 MAX_DEPTH = 100
 """Nested objects and arrays. kube's decoders allow 10,000; orjson writes at most 254, and
@@ -73,7 +73,7 @@ def decode(content_type: str | None, raw: bytes, *, patch: bool = False) -> Any:
     Content-Type (``kubectl create --raw -f x.yaml`` sends YAML with none)."""
     base = media_type(content_type)
     accepted = PATCH_TYPES if patch else BODY_TYPES
-    if base not in accepted and (patch or base != ""):
+    if base not in (READ_PATCH_TYPES if patch else BODY_TYPES) and (patch or base != ""):
         raise unsupported_media_type(accepted)
     if not raw.strip():
         return None

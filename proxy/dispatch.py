@@ -78,6 +78,7 @@ class Resources:
             options=write_options(req.context.query, info.verb)
             if info.verb in _WRITES
             else NO_OPTIONS,
+            user_agent=req.user_agent or "",
             plain=output.form == "text",
         )
         deps = Deps(self._holder.get(), self._upstream, lifecycle.stopping)

@@ -67,6 +67,8 @@ class ApiRequest:
     authorize: Authorize = lambda verb, group=None, resource=None, namespace=None: None
     options: params.WriteOptions = NO_OPTIONS
     """A write's dryRun, fieldManager and fieldValidation, parsed and validated once."""
+    user_agent: str = ""
+    """Names the manager of a write that gives no ``fieldManager``."""
     plain: bool = False
     """The answer goes out as plain text (a resource's ``plain`` form): no list metadata, so
     no continue token can tell that more follow."""

@@ -11,10 +11,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from handlers.api import GROUP, GROUP_VERSION, VERSION
+from handlers.api import GROUP, GROUP_VERSION, VERSION, shapes
 from handlers.api.columns import Column
 from handlers.api.errors import Resource
 from handlers.api.objectmeta import OBJECT_META_DESCRIPTION, described_ref
+from handlers.api.shapes import Shape
 from handlers.api.strategy import Strategy
 from store.fulltext import Document
 
@@ -52,9 +53,15 @@ class Kind:
     """For a resource that also answers ``text/plain`` (the tutorial's search): an item's
     text, the answer joining those of its items with commas."""
 
+    shape: Shape = field(init=False, repr=False, compare=False)
+    """How server-side apply sees an object of the kind (read from :meth:`schema` once)."""
+
     group = GROUP
     version = VERSION
     api_version = GROUP_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", shapes.of_schema(self.schema()))
 
     @property
     def list_kind(self) -> str:

@@ -75,6 +75,7 @@ DEFINITIONS: dict[str, dict[str, Any]] = {
             "finalizers": {
                 "type": "array",
                 "items": {"type": "string", "default": ""},
+                "x-kubernetes-list-type": "set",
                 "description": "Conditions that must be cleared before the object is removed.",
             },
             "generateName": _string(
@@ -98,6 +99,8 @@ DEFINITIONS: dict[str, dict[str, Any]] = {
             "ownerReferences": {
                 "type": "array",
                 "items": ref("OwnerReference"),
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["uid"],
                 "description": "Objects this one depends on; used by the garbage collector.",
             },
             "resourceVersion": _string(

@@ -1,8 +1,8 @@
 """Patch formats: JSON merge patch (RFC 7386), JSON patch (RFC 6902, via ``jsonpatch``) and
 server-side apply.
 
-Apply is the simple form: the applied configuration is merged into the live object (and
-creates it when missing); field ownership (managedFields) and conflicts are not tracked.
+An applied configuration (server-side apply) is merged by ownership in
+:mod:`handlers.owned.managedfields`; here it is only a type.
 
 Strategic merge patch is not offered, as for CRDs: kube answers it with 415 and kubectl
 then needs ``--type=merge``. The OpenAPI PATCH operation lists exactly :data:`PATCH_TYPES`,
@@ -21,7 +21,12 @@ from handlers.api.errors import ApiError, bad_request
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+APPLY_JSON_PATCH = "application/apply-patch+json"
+"""Not a type kube names (its YAML type carries JSON too); taken as the same."""
+APPLY_PATCHES = (APPLY_PATCH, APPLY_JSON_PATCH)
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH)
+"""The types kube names (in the OpenAPI, in a 415's message)."""
+READ_PATCH_TYPES = (*PATCH_TYPES, APPLY_JSON_PATCH)
 
 
 def merge(target: Any, patch: Any) -> Any:
@@ -39,9 +44,9 @@ def merge(target: Any, patch: Any) -> Any:
 
 def apply(content_type: str, document: dict[str, Any], patch: Any) -> dict[str, Any]:
     """The patched document; 400 for a malformed patch, 422 for one that does not apply."""
-    if content_type in (MERGE_PATCH, APPLY_PATCH):
+    if content_type == MERGE_PATCH:
         if not isinstance(patch, dict):
-            raise bad_request("a merge patch or applied configuration must be an object")
+            raise bad_request("a merge patch must be an object")
         patched: dict[str, Any] = merge(document, patch)
         return patched
     if not isinstance(patch, list):

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers.api.errors import Cause
+from handlers.api.fieldsets import Path
 
 
 class Strategy:
@@ -24,6 +25,10 @@ class Strategy:
 
     allow_create_on_apply = True
     """A server-side apply of a missing object creates it (kube's forceAllowCreate)."""
+
+    reset_fields: tuple[Path, ...] = (("f:status",),)
+    """Fields requests through this resource may not change, so never own (kube's
+    GetResetFields): the status is its subresource's."""
 
     def prepare_for_create(self, obj: dict[str, Any]) -> None:
         """Change ``obj`` before it is first stored: status is not the creator's to write."""
@@ -52,6 +57,7 @@ class StatusStrategy(Strategy):
     """The status subresource: it changes ``.status`` and nothing else, never creates."""
 
     allow_create_on_apply = False
+    reset_fields = (("f:apiVersion",), ("f:kind",), ("f:metadata",), ("f:spec",))
 
     def prepare_for_update(self, obj: dict[str, Any], old: Mapping[str, Any]) -> dict[str, Any]:
         """``old`` with the new status."""

@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import orjson
 
 from handlers.api import objectmeta
 from handlers.api.contract import ApiRequest, Deps, ObjectResult
 from handlers.api.errors import Cause, bad_request
+from handlers.owned.managedfields import Operation
 from handlers.owned.validation import checked
 from handlers.owned.writing import SERVER_OWNED
 from store import AlreadyExists
 
 
 def handle(request: ApiRequest, deps: Deps) -> ObjectResult:
-    """Store the new object (201), named by ``name`` or made from ``generateName``."""
+    """Store the new object (201), named by ``name`` or made from ``generateName``; its
+    manager owns every field it sets."""
+    obj, warnings = checked(request, request.body)
+    Operation.of(request).updated(None, obj)
+    return created(request, deps, obj, warnings)
+
+
+def created(
+    request: ApiRequest, deps: Deps, obj: dict[str, Any], warnings: tuple[str, ...]
+) -> ObjectResult:
+    """Store ``obj``, checked and with its managers, as a new object (201)."""
     kind = request.kind
     strategy = kind.strategy(request.subresource)
-    obj, warnings = checked(request, request.body)
     meta = obj["metadata"]
     if "resourceVersion" in meta:
         raise bad_request("resourceVersion should not be set on objects to be created")

@@ -15,6 +15,7 @@ from handlers.api import gotypes, objectmeta, params
 from handlers.api.contract import ApiRequest, Deps, ObjectResult
 from handlers.api.errors import Cause, bad_request
 from handlers.api.kind import Kind
+from handlers.owned.managedfields import Operation
 from store import Conflict, NotFound, Row, encode
 
 SERVER_OWNED = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "selfLink")
@@ -30,11 +31,18 @@ def current(request: ApiRequest, deps: Deps) -> Row:
 
 
 def replace(
-    request: ApiRequest, deps: Deps, current: Row, obj: dict[str, Any], warnings: tuple[str, ...]
+    request: ApiRequest,
+    deps: Deps,
+    current: Row,
+    obj: dict[str, Any],
+    warnings: tuple[str, ...],
+    *,
+    applied: bool = False,
 ) -> ObjectResult:
-    """Store ``obj`` in place of ``current``: server-owned metadata carried over, the strategy's
-    preparation and validation, generation bumped on spec changes, nothing written for a
-    no-op, and the deletion completed when the last finalizer is gone."""
+    """Store ``obj`` in place of ``current``: server-owned metadata carried over, its
+    managers recorded (already done when ``applied``), the strategy's preparation and
+    validation, generation bumped on spec changes, nothing written for a no-op, and the
+    deletion completed when the last finalizer is gone."""
     kind, name = request.kind, request.name or ""
     strategy = kind.strategy(request.subresource)
     old = orjson.loads(current.body)
@@ -54,8 +62,15 @@ def replace(
         meta.pop(key, None)
         if key in old_meta:
             meta[key] = old_meta[key]
+    if not applied:
+        Operation.of(request).updated(old, obj)
+    managed = meta.get("managedFields")
     obj = strategy.prepare_for_update(obj, old)
     meta = obj["metadata"]
+    if meta.get("managedFields") != managed:  # the strategy kept the old metadata
+        meta = obj["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+        if managed:
+            meta["managedFields"] = managed
     if obj.get("spec") != old.get("spec"):
         meta["generation"] = old_meta.get("generation", 1) + 1
     if causes := strategy.validate_update(obj, old):
