@@ -81,7 +81,12 @@ class Resources:
             user_agent=req.user_agent or "",
             plain=output.form == "text",
         )
-        deps = Deps(self._holder.get(), self._upstream, lifecycle.stopping)
+        deps = Deps(
+            self._holder.get(),
+            self._upstream,
+            lifecycle.stopping,
+            managed_fields=self._settings.managed_fields,
+        )
         result = handler(request, deps)
         resp.content_type = output.media_type
         if isinstance(result, WatchResult):

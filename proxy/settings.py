@@ -49,6 +49,7 @@ class Settings:
     watch_bookmark_seconds: float
     events_cache_seconds: float
     combined_access_check: bool
+    managed_fields: bool  # off only to measure what keeping them costs
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +97,8 @@ class Settings:
             watch_bookmark_seconds=float(e.get("APISERVER_WATCH_BOOKMARK_SECONDS", "60")),
             events_cache_seconds=float(e.get("APISERVER_EVENTS_CACHE_SECONDS", "2")),
             combined_access_check=e.get("APISERVER_COMBINED_ACCESS_CHECK", "true").lower()
+            not in ("false", "0", "no", "off"),
+            managed_fields=e.get("APISERVER_MANAGED_FIELDS", "true").lower()
             not in ("false", "0", "no", "off"),
         )
 

@@ -135,11 +135,13 @@ Result = ObjectResult | ListResult | WatchResult | RelayResult
 @dataclass(frozen=True, slots=True)
 class Deps:
     """The dependencies the proxy gives handlers: the store, the cluster as handlers read it
-    (None when no cluster is configured), and the process's shutdown flag."""
+    (None when no cluster is configured), the process's shutdown flag, and a setting."""
 
     store: Store
     upstream: Upstream | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
+    managed_fields: bool = True
+    """Keep managedFields (off only to measure their cost: apply then merges untracked)."""
 
 
 Handler = Callable[[ApiRequest, Deps], Result]

@@ -20,7 +20,7 @@ def handle(request: ApiRequest, deps: Deps) -> ObjectResult:
     """Store the new object (201), named by ``name`` or made from ``generateName``; its
     manager owns every field it sets."""
     obj, warnings = checked(request, request.body)
-    Operation.of(request).updated(None, obj)
+    Operation.of(request, deps).updated(None, obj)
     return created(request, deps, obj, warnings)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from handlers.api import fieldsets, objectmeta, shapes
-from handlers.api.contract import ApiRequest
+from handlers.api.contract import ApiRequest, Deps
 from handlers.api.errors import ApiError
 from handlers.api.fieldsets import EMPTY, FieldSet, Path
 from handlers.api.metavalidation import FIELD_MANAGER_MAX
@@ -160,9 +160,11 @@ class Operation:
     api_version: str
     subresource: str
     ignored: tuple[Path, ...]
+    tracked: bool = True
+    """False only to measure what tracking costs: nothing recorded, apply merges plainly."""
 
     @classmethod
-    def of(cls, request: ApiRequest) -> Operation:
+    def of(cls, request: ApiRequest, deps: Deps) -> Operation:
         kind = request.kind
         return cls(
             kind.shape,
@@ -170,6 +172,7 @@ class Operation:
             kind.api_version,
             request.subresource or "",
             kind.strategy(request.subresource).reset_fields,
+            deps.managed_fields,
         )
 
     def _owned(self, value: Any) -> FieldSet:
@@ -185,6 +188,8 @@ class Operation:
         ``[{}]`` resets them), else those of ``live``; an existing object that tracks
         nothing stays so, as in kube."""
         meta = new.setdefault("metadata", {})
+        if not self.tracked:
+            return
         managers = self._managers_of(live, meta)
         if live is not None and not managers:
             meta.pop("managedFields", None)
@@ -220,6 +225,8 @@ class Operation:
         if config.get("metadata", {}).get("managedFields") is not None:
             raise ApiError(400, "BadRequest", "metadata.managedFields must be nil")
         base: Any = _unmanaged(live) if live is not None else {}
+        if not self.tracked:
+            return dict(shapes.merge(self.shape, base, config))
         managers: Managers = {}
         if live is not None:
             managers = decoded(live.get("metadata", {}).get("managedFields") or []) or {}

@@ -48,7 +48,8 @@ def handle(request: ApiRequest, deps: Deps) -> ObjectResult:
         found = current(request, deps)
         live = orjson.loads(found.body)
         if applying:
-            patched = Operation.of(request).applied(live, request.body, force=_forced(request))
+            operation = Operation.of(request, deps)
+            patched = operation.applied(live, request.body, force=_forced(request))
             _keep_last_applied(request, patched)
         else:
             patched = patching.apply(request.content_type, live, request.body)
@@ -92,7 +93,7 @@ def _forced(request: ApiRequest) -> bool:
 
 def _apply_create(request: ApiRequest, deps: Deps) -> ObjectResult:
     """An apply to a missing object: its configuration is the new object, owned by it."""
-    obj = Operation.of(request).applied(None, request.body, force=_forced(request))
+    obj = Operation.of(request, deps).applied(None, request.body, force=_forced(request))
     checked_obj, warnings = checked(request, obj)
     return create.created(request, deps, checked_obj, warnings)
 

@@ -63,7 +63,7 @@ def replace(
         if key in old_meta:
             meta[key] = old_meta[key]
     if not applied:
-        Operation.of(request).updated(old, obj)
+        Operation.of(request, deps).updated(old, obj)
     managed = meta.get("managedFields")
     obj = strategy.prepare_for_update(obj, old)
     meta = obj["metadata"]

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 import pytest
@@ -24,7 +23,6 @@ import requests
 import yaml
 
 from tests.support.kubectl import BINARIES, TIMEOUT, Kubectl, describe, table
-from tests.support.servers import Server
 
 GROUP = "search.task.example.example.com"
 GV = f"/apis/{GROUP}/v1"
@@ -94,12 +92,6 @@ class KindKubectl(Kubectl):
             "create", "-f", self.write(f"{names[0]}.yaml", *docs), *_scope(kind, namespace)
         )
         assert out.splitlines() == [f"{kind.qualified}/{n} created" for n in names]
-
-
-@pytest.fixture(params=list(BINARIES))
-def kubectl(request: pytest.FixtureRequest, server: Server, tmp_path: Path) -> KindKubectl:
-    version: str = request.param
-    return KindKubectl(version, BINARIES[version], server.kubeconfig(), tmp_path, server)
 
 
 def _scope(kind: Kind, namespace: str) -> list[str]:
@@ -258,13 +250,16 @@ def test_get_prints_table_columns_r7(kubectl: KindKubectl, kind: Kind) -> None:
 
 @KINDS
 def test_get_output_yaml_r4(kubectl: KindKubectl, kind: Kind) -> None:
-    """R4: ``-o yaml`` prints the whole stored object."""
+    """R4: ``-o yaml`` prints the whole stored object but its managedFields, which kubectl
+    hides unless ``--show-managed-fields``."""
     name, namespace = f"yaml-{kubectl.tag}", f"ns-{kubectl.tag}"
     kubectl.create(kind, namespace, task(kind, name, priority=5, labels={"k": "v"}))
     obj = yaml.safe_load(
         kubectl.ok("get", kind.plural, name, "-o", "yaml", *_scope(kind, namespace))
     )
-    assert obj == kubectl.stored(kind, name, namespace).json()
+    stored = kubectl.stored(kind, name, namespace).json()
+    assert [e["manager"] for e in stored["metadata"].pop("managedFields")] == ["kubectl-create"]
+    assert obj == stored
     assert (obj["apiVersion"], obj["kind"]) == (f"{GROUP}/v1", kind.kind)
     assert obj["metadata"]["labels"] == {"k": "v"}
     assert obj["spec"]["priority"] == 5
