@@ -30,7 +30,8 @@ def type_problem(meta: Any) -> str | None:
 
 def validate(meta: Mapping[str, Any], *, namespaced: bool) -> list[Cause]:
     """kube's checks on well-typed metadata: names, namespace, labels, annotations,
-    finalizers, owner references and managed fields."""
+    finalizers and owner references (managed fields once the field manager has decided
+    them: :func:`managed_fields`)."""
     causes: list[Cause] = []
 
     def invalid(field: str, value: Any, problems: list[str]) -> None:
@@ -68,8 +69,6 @@ def validate(meta: Mapping[str, Any], *, namespaced: bool) -> list[Cause]:
         invalid("metadata.finalizers", finalizer, names.qualified_name(finalizer))
     if references := meta.get("ownerReferences"):
         causes += _owner_references(references)
-    if entries := meta.get("managedFields"):
-        causes += _managed_fields(entries)
     return causes
 
 
@@ -122,9 +121,11 @@ def _owner_references(references: list[dict[str, Any]]) -> list[Cause]:
     return causes
 
 
-def _managed_fields(entries: list[dict[str, Any]]) -> list[Cause]:
-    """kube's ValidateManagedFields."""
-    causes = []
+def managed_fields(meta: Mapping[str, Any]) -> list[Cause]:
+    """kube's ValidateManagedFields, on the entries the field manager kept (entries it could
+    not decode it has already replaced, as kube does)."""
+    causes: list[Cause] = []
+    entries = meta.get("managedFields") or []
     for i, entry in enumerate(entries):
         path = f"metadata.managedFields[{i}]"
         operation = entry.get("operation") or ""

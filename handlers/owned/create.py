@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from handlers.api import objectmeta
+from handlers.api import metavalidation, objectmeta
 from handlers.api.contract import ApiRequest, Deps, ObjectResult
 from handlers.api.errors import Cause, bad_request
 from handlers.owned.managedfields import Operation
@@ -51,7 +51,7 @@ def created(
     meta.update(uid=str(uuid.uuid4()), creationTimestamp=objectmeta.now(), generation=1)
     strategy.prepare_for_create(obj)
     namespace, name = request.namespace or "", meta["name"]
-    if causes := strategy.validate(obj):
+    if causes := strategy.validate(obj) + metavalidation.managed_fields(meta):
         raise kind.resource.invalid(name, causes)
     strategy.canonicalize(obj)
     if request.options.dry_run:

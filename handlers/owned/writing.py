@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from handlers.api import gotypes, objectmeta, params
+from handlers.api import gotypes, metavalidation, objectmeta, params
 from handlers.api.contract import ApiRequest, Deps, ObjectResult
 from handlers.api.errors import Cause, bad_request
 from handlers.api.kind import Kind
@@ -73,7 +73,7 @@ def replace(
             meta["managedFields"] = managed
     if obj.get("spec") != old.get("spec"):
         meta["generation"] = old_meta.get("generation", 1) + 1
-    if causes := strategy.validate_update(obj, old):
+    if causes := strategy.validate_update(obj, old) + metavalidation.managed_fields(meta):
         raise kind.resource.invalid(name, causes)
     strategy.canonicalize(obj)
     if request.options.dry_run:

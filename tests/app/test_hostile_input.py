@@ -160,18 +160,18 @@ def test_a_label_value_with_a_trailing_newline_is_invalid(client: TestClient) ->
             "'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
             "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
         ),
-        (
-            {"managedFields": [{"manager": "m", "operation": "Delete"}]},
-            "metadata.managedFields[0].operation",
-            'Invalid value: "Delete": must be `Apply` or `Update`',
-        ),
-        (
-            {"managedFields": [{"manager": "m", "operation": "Apply", "fieldsType": "V2"}]},
-            "metadata.managedFields[0].fieldsType",
-            'Invalid value: "V2": must be `FieldsV1`',
-        ),
-        (
-            {"managedFields": [{"manager": "m" * 129, "operation": "Update"}]},
+        (  # an entry the field manager can read is kept, so validated (others: replaced)
+            {
+                "managedFields": [
+                    {
+                        "manager": "m" * 129,
+                        "operation": "Update",
+                        "apiVersion": "search.task.example.example.com/v1",
+                        "fieldsType": "FieldsV1",
+                        "fieldsV1": {"f:metadata": {"f:labels": {"f:x": {}}}},
+                    }
+                ]
+            },
             "metadata.managedFields[0].manager",
             "Too long: may not be more than 128 bytes",
         ),
