@@ -49,7 +49,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import baseline, combined, postgres, scale, scenarios, search, watch
+from bench import baseline, combined, ownership, postgres, scale, scenarios, search, watch
 from bench.report import (
     Figure,
     Goal,
@@ -159,6 +159,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     found = parser.add_argument_group("search phase (its own stores): 100,000 indexed documents")
     found.add_argument("--no-search", action="store_true", help="skip the search phase")
     found.add_argument("--search-only", action="store_true", help="run only the search phase")
+    owned = parser.add_argument_group("ownership phase (in process): managedFields and apply")
+    owned.add_argument("--no-ownership", action="store_true", help="skip the ownership phase")
+    owned.add_argument("--ownership-only", action="store_true", help="run only the ownership phase")
     watch = parser.add_argument_group("watch phase (its own server, after the others)")
     watch.add_argument("--no-watch", action="store_true", help="skip the watch phase")
     watch.add_argument("--watch-only", action="store_true", help="run only the watch phase")
@@ -182,7 +185,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     onlys = (args.watch_only, args.postgres_only, args.combined_only, args.compare_only)
-    if sum((*onlys, args.scale_only, args.search_only)) > 1:
+    if sum((*onlys, args.scale_only, args.search_only, args.ownership_only)) > 1:
         parser.error("only one --X-only at a time")
     if args.baseline is not None:
         if (
@@ -191,6 +194,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             or args.combined_only
             or args.scale_only
             or args.search_only
+            or args.ownership_only
         ):
             parser.error("--baseline is measured with the main server: not with another --X-only")
         try:
@@ -203,6 +207,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         or (args.no_combined and args.combined_only)
         or (args.no_scale and args.scale_only)
         or (args.no_search and args.search_only)
+        or (args.no_ownership and args.ownership_only)
     ):
         parser.error("--no-X and --X-only exclude each other")
     if (
@@ -765,6 +770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         or args.combined_only
         or args.scale_only
         or args.search_only
+        or args.ownership_only
     )
     alone = only or args.compare_only  # no phase beyond the main one's
     watching = None
@@ -790,6 +796,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         searched = None
         if args.search_only or not (args.no_search or alone):
             searched = search_phase(run)
+        owning = None
+        if args.ownership_only or not (args.no_ownership or alone):
+            owning = ownership.run(root, say)
         watched = None if watching is None else watch_phase(run, watching)
     say("done")
     if measured is not None:
@@ -804,6 +813,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(scale.report(scale.title(name, args.scale_objects), lines), end="\n\n")
     for name, lines in searched or ():
         print(scale.report(search.title(name), lines), end="\n\n")
+    if owning is not None:
+        print(scale.report(ownership.title(), owning), end="\n\n")
     if watched is not None:
         print(watch.report(watched), end="\n\n")
     print("server logs: " + ("; ".join(log.lines) if log.lines else "no errors, no restarts"))

@@ -13,6 +13,7 @@ walk over objects that makes them is :mod:`handlers.api.shapes`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -52,7 +53,14 @@ def _value_order(value: Any) -> tuple[int, Any]:
 
 def to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
     """The FieldsV1 tree of a set: each member an empty object, or ``"."`` among the
-    children of a member that has children; keys in kube's order."""
+    children of a member that has children; keys in kube's order. Shared between equal
+    sets: not to be changed."""
+    return _to_fields_v1(frozenset(paths))
+
+
+@functools.lru_cache(maxsize=4096)
+def _to_fields_v1(paths: FieldSet) -> dict[str, Any]:
+    """Many objects have equal sets (one manager, one shape of object): each written once."""
     tree: dict[str, Any] = {}
     members: set[Path] = set()
     for path in paths:
@@ -74,8 +82,16 @@ def _emitted(node: dict[str, Any], path: Path, members: set[Path]) -> dict[str, 
 
 def from_fields_v1(fields: Any) -> FieldSet:
     """The set a FieldsV1 tree holds; ValueError when it is not one."""
+    if not isinstance(fields, Mapping):
+        raise ValueError("expected an object at the root")
+    return _read(orjson.dumps(fields))
+
+
+@functools.lru_cache(maxsize=4096)
+def _read(fields: bytes) -> FieldSet:
+    """Many objects have equal sets: each read once."""
     paths: set[Path] = set()
-    _collect(fields, (), paths)
+    _collect(orjson.loads(fields), (), paths)
     return frozenset(paths)
 
 

@@ -9,7 +9,7 @@ when it merges our OpenAPI document into the cluster's.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 DEFS_PREFIX = "com.example.example.task.search.v1."
@@ -170,4 +170,4 @@ def generate_name(prefix: str) -> str:
 
 def now() -> str:
     """The current time as kube writes timestamps: RFC 3339, UTC, whole seconds."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

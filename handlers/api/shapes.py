@@ -158,6 +158,9 @@ class Comparison:
     removed: set[Path] = field(default_factory=set)
     modified: set[Path] = field(default_factory=set)
 
+    def paths(self) -> set[Path]:
+        return self.added | self.removed | self.modified
+
     def changed(self) -> FieldSet:
         """Added or modified: what the new object's writer takes from the others."""
         return frozenset(self.added | self.modified)
@@ -165,6 +168,8 @@ class Comparison:
     def without_prefixes(self, prefixes: Iterable[Path]) -> Comparison:
         """The comparison less what lies at or under ``prefixes``."""
         prefixes = tuple(prefixes)
+        if not any(p[: len(x)] == x for x in prefixes for p in self.paths()):
+            return self
 
         def keep(paths: set[Path]) -> set[Path]:
             return {p for p in paths if not any(p[: len(x)] == x for x in prefixes)}
@@ -176,12 +181,13 @@ def compare(shape: Shape, old: Any, new: Any) -> Comparison:
     """Leaves added, removed or changed from ``old`` to ``new``; a map or list item that
     appears or disappears is added or removed itself, with everything under it."""
     out = Comparison()
-    _compare(shape, old, new, (), out)
+    if old != new or type(old) is not type(new):
+        _compare(shape, old, new, (), out)
     return out
 
 
 def _is_empty(value: Any) -> bool:
-    return value is MISSING or value in ({}, [])
+    return value is MISSING or ((type(value) is dict or type(value) is list) and not value)
 
 
 def _compare(shape: Shape, old: Any, new: Any, path: Path, out: Comparison) -> None:
@@ -207,14 +213,17 @@ def _compare(shape: Shape, old: Any, new: Any, path: Path, out: Comparison) -> N
         olds, news = _items(old_shape, old), _items(old_shape, new)
         for element in olds.keys() | news.keys():
             before, after = olds.get(element, MISSING), news.get(element, MISSING)
-            _compare(old_shape.element, before, after, (*path, element), out)
+            if before != after or type(before) is not type(after):
+                _compare(old_shape.element, before, after, (*path, element), out)
     else:
         olds, news = _as_map(old), _as_map(new)
         for key in olds.keys() | news.keys():
+            before, after = olds.get(key, MISSING), news.get(key, MISSING)
+            if before == after and type(before) is type(after):
+                continue  # most of an object: nothing to walk
             sub = old_shape.fields.get(key, old_shape.element)
             if sub is not None:
-                at = (*path, "f:" + key)
-                _compare(sub, olds.get(key, MISSING), news.get(key, MISSING), at, out)
+                _compare(sub, before, after, (*path, "f:" + key), out)
     if path and old is MISSING:
         out.added.add(path)
     elif path and new is MISSING:

@@ -13,7 +13,7 @@ through it (:attr:`Strategy.reset_fields`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -64,6 +64,8 @@ class Entry:
     subresource: str
     fields: FieldSet
     time: str | None = None
+    source: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    """The entry as it was read, written back as is while unchanged (no re-encoding)."""
 
     @property
     def identity(self) -> tuple[str, str, str, str]:
@@ -83,7 +85,9 @@ class Entry:
                 text += f" at {self.time}"
         return text
 
-    def encoded(self) -> dict[str, Any]:
+    def encoded(self) -> Mapping[str, Any]:
+        if self.source is not None:
+            return self.source
         entry: dict[str, Any] = {
             "manager": self.manager,
             "operation": self.operation,
@@ -122,12 +126,13 @@ def decoded(entries: Any) -> Managers | None:
             str(entry.get("subresource") or ""),
             fields,
             entry.get("time"),
+            entry,
         )
         managers[one.identity] = one
     return managers
 
 
-def encoded(managers: Managers) -> list[dict[str, Any]]:
+def encoded(managers: Managers) -> list[Mapping[str, Any]]:
     """The entries in kube's order: appliers first, then by time, manager, version."""
     ordered = sorted(
         managers.values(),
@@ -179,8 +184,8 @@ class Operation:
         return fieldsets.without_prefixes(shapes.field_set(self.shape, value), self.ignored)
 
     def _compare(self, old: Any, new: Any) -> shapes.Comparison:
-        cmp = shapes.compare(self.shape, _unmanaged(old), _unmanaged(new))
-        return cmp.without_prefixes(self.ignored)
+        """What changed that the request may own (managedFields are no one's: stripped)."""
+        return shapes.compare(self.shape, old, new).without_prefixes(self.ignored)
 
     def updated(self, live: Mapping[str, Any] | None, new: dict[str, Any]) -> None:
         """Record an Update of ``live`` (None: a create) into ``new``: its manager takes the
@@ -198,11 +203,10 @@ class Operation:
         managers = _taken(managers, cmp, None)
         owned = fieldsets.without_prefixes(cmp.changed(), self.ignored) - _STRIPPED
         if owned:
-            entry = Entry(self.manager, UPDATE, self.api_version, self.subresource, owned)
-            previous = managers.get(entry.identity)
-            if previous is not None:
-                entry = replace(entry, fields=owned | previous.fields)
-            managers[entry.identity] = replace(entry, time=objectmeta.now())
+            identity = (self.manager, UPDATE, self.api_version, self.subresource)
+            if (previous := managers.get(identity)) is not None:
+                owned |= previous.fields
+            managers[identity] = Entry(*identity, owned, objectmeta.now())
         _store(meta, _capped(managers))
 
     def _managers_of(self, live: Mapping[str, Any] | None, meta: Mapping[str, Any]) -> Managers:
@@ -309,7 +313,7 @@ def _taken(
     for identity, entry in managers.items():
         fields = entry.fields if identity == writer else entry.fields - lost
         if fields - _STRIPPED:
-            out[identity] = replace(entry, fields=fields)
+            out[identity] = entry if fields == entry.fields else _changed(entry, fields)
     return out
 
 
@@ -337,12 +341,18 @@ def _capped(managers: Managers) -> Managers:
 
 
 def _store(meta: dict[str, Any], managers: Managers) -> None:
-    stripped = {k: replace(e, fields=e.fields - _STRIPPED) for k, e in managers.items()}
-    kept = {k: e for k, e in stripped.items() if e.fields}
+    kept = {}
+    for identity, entry in managers.items():
+        if fields := entry.fields - _STRIPPED:
+            kept[identity] = entry if fields == entry.fields else _changed(entry, fields)
     if kept:
         meta["managedFields"] = encoded(kept)
     else:
         meta.pop("managedFields", None)
+
+
+def _changed(entry: Entry, fields: FieldSet) -> Entry:
+    return replace(entry, fields=fields, source=None)
 
 
 def conflict_error(conflicts: Managers) -> ApiError:

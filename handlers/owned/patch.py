@@ -53,11 +53,10 @@ def handle(request: ApiRequest, deps: Deps) -> ObjectResult:
             _keep_last_applied(request, patched)
         else:
             patched = patching.apply(request.content_type, live, request.body)
-        meta = decoded_metadata(request, patched)
-        version = meta.get("resourceVersion")
+        obj, warnings = checked(request, patched, stored=live)
+        version = obj["metadata"].get("resourceVersion")
         if version is not None and version != str(found.revision):
             raise kind.resource.conflict(name)  # the patch set a resourceVersion: a precondition
-        obj, warnings = checked(request, patched)
         try:
             return replace(request, deps, found, obj, warnings, applied=applying)
         except ApiError as ex:

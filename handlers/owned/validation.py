@@ -4,6 +4,7 @@ and defaulting, unknown fields by ``fieldValidation``) and object metadata."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from handlers.api import metavalidation, schema
@@ -11,8 +12,13 @@ from handlers.api.contract import ApiRequest
 from handlers.api.errors import bad_request
 
 
-def checked(request: ApiRequest, body: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """``body`` pruned and defaulted, with the warnings to send; 400 or 422 when it is bad."""
+def checked(
+    request: ApiRequest, body: Any, *, stored: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``body`` pruned and defaulted, with the warnings to send; 400 or 422 when it is bad.
+
+    managedFields that a patch left as the ``stored`` object had them (the very same
+    value) were checked when stored: they are carried over unchecked."""
     kind = request.kind
     if not isinstance(body, dict):
         raise bad_request(f"the request body must be a {kind.kind} object")
@@ -24,10 +30,24 @@ def checked(request: ApiRequest, body: Any) -> tuple[dict[str, Any], tuple[str, 
             raise bad_request(
                 f"the {word} in the data ({given}) does not match the expected {word} ({expected})"
             )
+    given = body.get("metadata")
+    managers = given.get("managedFields") if isinstance(given, dict) else None
+    kept = (
+        stored is not None
+        and managers is not None
+        and managers is stored["metadata"].get("managedFields")
+    )
+    if kept:
+        body = {
+            **body,
+            "metadata": {k: v for k, v in body["metadata"].items() if k != "managedFields"},
+        }
     meta = decoded_metadata(request, body)
     _check_scope(request, meta)
     outcome = schema.Outcome()
     obj = schema.check(kind.schema(), {**body, "metadata": meta}, "", outcome)
+    if kept:
+        obj["metadata"]["managedFields"] = managers
     name = meta.get("name") or request.name or ""
     outcome.unknown.sort()
     if outcome.unknown and mode == "Strict":
