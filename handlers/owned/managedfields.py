@@ -74,8 +74,8 @@ class Entry:
         return (self.manager, self.operation, version, self.subresource)
 
     def describe(self) -> str:
-        """The manager as kube's conflict messages name it (with no time: the managers a
-        conflict names are identities, which have none)."""
+        """The manager as kube's conflict messages name it; ``at <time>`` only for an entry
+        with a time, which a conflict's never has (kube names managers by identity)."""
         text = orjson.dumps(self.manager).decode()
         if self.subresource:
             text += f" with subresource {orjson.dumps(self.subresource).decode()}"
