@@ -256,13 +256,7 @@ def merge(shape: Shape, live: Any, config: Any) -> Any:
     if shape.form == "list":
         if not isinstance(live, list) or not isinstance(config, list):
             return config
-        assert shape.element is not None
-        applied = _items(shape, config)
-        out = []
-        for item in live:
-            element = item_element(shape, item)
-            out.append(merge(shape.element, item, applied.pop(element, MISSING)))
-        return out + list(applied.values())
+        return _merged_items(shape, live, config)
     if not isinstance(live, dict) or not isinstance(config, dict):
         return config
     merged = dict(live)
@@ -273,6 +267,38 @@ def merge(shape: Shape, live: Any, config: Any) -> Any:
         else:
             merged[key] = merge(sub, live.get(key, MISSING), value)
     return merged
+
+
+def _merged_items(shape: Shape, live: list[Any], config: list[Any]) -> list[Any]:
+    """A granular list merged item by item: the configuration's items in its order, each
+    merged with the live item of the same key, and the live items it does not name kept
+    where they stood among them (as structured-merge-diff orders them)."""
+    assert shape.element is not None
+    olds, news = list(_items(shape, live).items()), list(_items(shape, config).items())
+    old_items, new_items = dict(olds), dict(news)
+    out: list[Any] = []
+    done: set[str] = set()
+    i = j = 0
+    while i < len(olds) or j < len(news):
+        if i < len(olds):
+            element, item = olds[i]
+            if element in done:
+                i += 1
+                continue
+            if element not in new_items:
+                out.append(item)
+                i += 1
+                continue
+            if j < len(news) and news[j][0] == element:
+                out.append(merge(shape.element, item, news[j][1]))
+                done.add(element)
+                i, j = i + 1, j + 1
+                continue
+        element, item = news[j]  # a configured item before the next live one it names
+        out.append(merge(shape.element, old_items.get(element, MISSING), item))
+        done.add(element)
+        j += 1
+    return out
 
 
 def removed(shape: Shape, value: Any, paths: Iterable[Path]) -> Any:

@@ -350,7 +350,7 @@ def test_one_applier_ends_with_exactly_its_last_configuration(
 ) -> None:
     obj = applied("solo", applied("solo", None, first), second)
     assert obj["metadata"].get("labels", {}) == second["metadata"]["labels"]
-    assert sorted(obj["metadata"].get("finalizers", [])) == sorted(second["metadata"]["finalizers"])
+    assert obj["metadata"].get("finalizers", []) == second["metadata"]["finalizers"]
     assert obj["spec"] == second["spec"]
     owned = fieldsets.from_fields_v1(obj["metadata"]["managedFields"][0]["fieldsV1"])
     assert owned == shapes.field_set(KIND.shape, second) - managedfields._STRIPPED
