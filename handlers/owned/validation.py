@@ -30,24 +30,13 @@ def checked(
             raise bad_request(
                 f"the {word} in the data ({given}) does not match the expected {word} ({expected})"
             )
-    given = body.get("metadata")
-    managers = given.get("managedFields") if isinstance(given, dict) else None
-    kept = (
-        stored is not None
-        and managers is not None
-        and managers is stored["metadata"].get("managedFields")
-    )
-    if kept:
-        body = {
-            **body,
-            "metadata": {k: v for k, v in body["metadata"].items() if k != "managedFields"},
-        }
+    body, kept = _without_stored_managers(body, stored)
     meta = decoded_metadata(request, body)
     _check_scope(request, meta)
     outcome = schema.Outcome()
     obj = schema.check(kind.schema(), {**body, "metadata": meta}, "", outcome)
-    if kept:
-        obj["metadata"]["managedFields"] = managers
+    if kept is not None:
+        obj["metadata"]["managedFields"] = kept
     name = meta.get("name") or request.name or ""
     outcome.unknown.sort()
     if outcome.unknown and mode == "Strict":
@@ -60,6 +49,22 @@ def checked(
     obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
     warnings = () if mode == "Ignore" else tuple(f'unknown field "{f}"' for f in outcome.unknown)
     return obj, warnings
+
+
+def _without_stored_managers(
+    body: dict[str, Any], stored: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], Any]:
+    """``body`` without the managedFields it carries unchanged from ``stored``, and those."""
+    metadata = body.get("metadata")
+    managers = metadata.get("managedFields") if isinstance(metadata, dict) else None
+    if (
+        stored is None
+        or managers is None
+        or managers is not stored["metadata"].get("managedFields")
+    ):
+        return body, None
+    rest = {k: v for k, v in metadata.items() if k != "managedFields"}
+    return {**body, "metadata": rest}, managers
 
 
 def _check_scope(request: ApiRequest, meta: dict[str, Any]) -> None:
