@@ -56,12 +56,10 @@ def _without_stored_managers(
 ) -> tuple[dict[str, Any], Any]:
     """``body`` without the managedFields it carries unchanged from ``stored``, and those."""
     metadata = body.get("metadata")
-    managers = metadata.get("managedFields") if isinstance(metadata, dict) else None
-    if (
-        stored is None
-        or managers is None
-        or managers is not stored["metadata"].get("managedFields")
-    ):
+    if not isinstance(metadata, dict) or stored is None:
+        return body, None
+    managers = metadata.get("managedFields")
+    if managers is None or managers is not stored["metadata"].get("managedFields"):
         return body, None
     rest = {k: v for k, v in metadata.items() if k != "managedFields"}
     return {**body, "metadata": rest}, managers
