@@ -30,6 +30,11 @@ The search phase (:mod:`bench.search`) indexes 100,000 documents in stores of it
 times selective and broad queries against a ``LIKE`` scan, and creates with and without the
 index.
 
+The watch-list phase (:mod:`bench.watchlist`) fills a store of its own with 10,000 objects
+and times, in alternating rounds on one server, a watch with ``sendInitialEvents=true`` (how a
+kube 1.35 informer starts) against the LIST of the same objects: to the first object and to
+the whole state.
+
 The watch phase (:mod:`bench.watch`) runs last, alone, on a server of its own started with
 the threads its watches need: 1,000 watches while changes are written, delivery latency,
 share delivered and the server's memory.
@@ -49,7 +54,17 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import baseline, combined, ownership, postgres, scale, scenarios, search, watch
+from bench import (
+    baseline,
+    combined,
+    ownership,
+    postgres,
+    scale,
+    scenarios,
+    search,
+    watch,
+    watchlist,
+)
 from bench.report import (
     Figure,
     Goal,
@@ -162,6 +177,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     owned = parser.add_argument_group("ownership phase (in process): managedFields and apply")
     owned.add_argument("--no-ownership", action="store_true", help="skip the ownership phase")
     owned.add_argument("--ownership-only", action="store_true", help="run only the ownership phase")
+    listed = parser.add_argument_group(
+        "watch-list phase (its own store and server): a watch-list against a LIST"
+    )
+    listed.add_argument("--no-watchlist", action="store_true", help="skip the watch-list phase")
+    listed.add_argument(
+        "--watchlist-only", action="store_true", help="run only the watch-list phase"
+    )
+    listed.add_argument(
+        "--watchlist-objects", type=int, default=10_000, help="objects listed and watched"
+    )
+    listed.add_argument(
+        "--watchlist-rounds", type=int, default=5, help="rounds of each (median quoted)"
+    )
     watch = parser.add_argument_group("watch phase (its own server, after the others)")
     watch.add_argument("--no-watch", action="store_true", help="skip the watch phase")
     watch.add_argument("--watch-only", action="store_true", help="run only the watch phase")
@@ -185,7 +213,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     onlys = (args.watch_only, args.postgres_only, args.combined_only, args.compare_only)
-    if sum((*onlys, args.scale_only, args.search_only, args.ownership_only)) > 1:
+    if (
+        sum((*onlys, args.scale_only, args.search_only, args.ownership_only, args.watchlist_only))
+        > 1
+    ):
         parser.error("only one --X-only at a time")
     if args.baseline is not None:
         if (
@@ -195,6 +226,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             or args.scale_only
             or args.search_only
             or args.ownership_only
+            or args.watchlist_only
         ):
             parser.error("--baseline is measured with the main server: not with another --X-only")
         try:
@@ -208,6 +240,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         or (args.no_scale and args.scale_only)
         or (args.no_search and args.search_only)
         or (args.no_ownership and args.ownership_only)
+        or (args.no_watchlist and args.watchlist_only)
     ):
         parser.error("--no-X and --X-only exclude each other")
     if (
@@ -221,6 +254,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "--watchers, --watch-processes, --watch-rate, --watch-seconds must be positive "
             "(fewer than a million changes)"
         )
+    if min(args.watchlist_objects, args.watchlist_rounds) < 1:
+        parser.error("--watchlist-objects and --watchlist-rounds must be positive")
     if not 0 < args.scale_base < args.scale_objects or args.scale_churn < 1:
         parser.error("--scale-base must be positive and below --scale-objects; --scale-churn >= 1")
     if args.clients < 1 or args.objects < 1 or args.objects % args.clients:
@@ -708,6 +743,17 @@ def search_phase(run: Run) -> list[tuple[str, list[scale.Line]]]:
     return out
 
 
+def watchlist_phase(run: Run, args: argparse.Namespace) -> list[scale.Line]:
+    """The watch-list phase on SQLite."""
+    directory = run.root / "watchlist"
+    directory.mkdir(parents=True, exist_ok=True)
+    say(f"watch-list: filling {args.watchlist_objects:,} objects")
+    engine = scale.sqlite_engine(directory, "watchlist")
+    return watchlist.run(
+        directory, run.launch, engine, args.watchlist_objects, args.watchlist_rounds, say
+    )
+
+
 def watch_plan(args: argparse.Namespace, settings: Settings) -> WatchPlan:
     """The watch phase's knobs, with the threads its server needs.
 
@@ -771,6 +817,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         or args.scale_only
         or args.search_only
         or args.ownership_only
+        or args.watchlist_only
     )
     alone = only or args.compare_only  # no phase beyond the main one's
     watching = None
@@ -799,6 +846,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         owning = None
         if args.ownership_only or not (args.no_ownership or alone):
             owning = ownership.run(root, say)
+        listed = None
+        if args.watchlist_only or not (args.no_watchlist or alone):
+            listed = watchlist_phase(run, args)
         watched = None if watching is None else watch_phase(run, watching)
     say("done")
     if measured is not None:
@@ -815,6 +865,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(scale.report(search.title(name), lines), end="\n\n")
     if owning is not None:
         print(scale.report(ownership.title(), owning), end="\n\n")
+    if listed is not None:
+        print(scale.report(watchlist.title(args.watchlist_objects), listed), end="\n\n")
     if watched is not None:
         print(watch.report(watched), end="\n\n")
     print("server logs: " + ("; ".join(log.lines) if log.lines else "no errors, no restarts"))

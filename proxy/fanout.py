@@ -65,7 +65,7 @@ class Watch:
         self.spec = spec
         self.deadline = time.monotonic() + spec.lifetime
         self.last = spec.since or 0  # the newest revision already sent (or skipped)
-        self.expired = False  # the start revision was compacted: the watch ends after the ERROR
+        self.expired = False  # the start cannot be served: the watch ends after its ERROR
         self.outlet: Outlet | None = None
         self.render: Render | None = None
         self.render_key: Hashable = None
@@ -130,8 +130,18 @@ class FanOut:
         no gap, no duplicate."""
         if watch.spec.since is None:
             watch.last, events = watch.spec.initial()
-            return iter(events)
+            return self._starting(watch, events)
         return self._replay(watch)
+
+    @staticmethod
+    def _starting(watch: Watch, events: Iterator[WatchEvent]) -> Iterator[WatchEvent]:
+        """The starting state as the handler streams it; an ERROR (a compacted or too new
+        revision) is the watch's last event."""
+        for event in events:
+            yield event
+            if event.type == "ERROR":
+                watch.expired = True
+                return
 
     def _replay(self, watch: Watch) -> Iterator[WatchEvent]:
         start = watch.last
@@ -349,7 +359,8 @@ class FanOut:
                     render = watch.render
                     assert render is not None
                     revision = max(self._tailer.revision, watch.last)
-                    watch.out.append(render(spec.bookmark(revision), False))
+                    watch.out.append(render(spec.bookmark(revision), watch.first))
+                    watch.first = False  # a Table's columns go with the first event, whatever it is
                     self._send(watch)
 
     def _stalled(self, watch: Watch, now: float) -> bool:

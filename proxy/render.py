@@ -15,7 +15,7 @@ import yaml
 from handlers.api.contract import ListResult, ObjectResult, Result
 from handlers.api.errors import bad_request
 from handlers.api.kind import Kind
-from handlers.api.watch import WatchEvent
+from handlers.api.watch import INITIAL_EVENTS_END, WatchEvent
 from proxy.negotiation import YAML, Output
 
 INCLUDE_OBJECT = ("", "Metadata", "Object", "None")
@@ -79,13 +79,19 @@ def _list(kind: Kind, result: ListResult, output: Output, include_object: str) -
 def watch_event(
     kind: Kind, event: WatchEvent, first: bool, *, output: Output, include: str
 ) -> bytes:
-    """One line of a watch stream; in a Table watch only the first carries the columns."""
-    if output.form == "object" or event.type in ("ERROR", "BOOKMARK"):
+    """One line of a watch stream; in a Table watch only the first carries the columns.
+
+    A BOOKMARK takes the watch's form too, as kube's watch encoder transforms every object but
+    a Status: a metadata client decodes PartialObjectMetadata only. The initial-events-end
+    BOOKMARK's row in a Table shows its metadata unless the whole object was asked for."""
+    if output.form == "object" or event.type == "ERROR":
         return b'{"type":"%s","object":%s}\n' % (event.type.encode(), event.body)
     obj = orjson.loads(event.body)
     if output.form == "metadata":
         rendered = partial_metadata(obj, output.version)
     else:
+        if include == "None" and INITIAL_EVENTS_END in obj["metadata"].get("annotations", ()):
+            include = "Metadata"
         version = obj.get("metadata", {}).get("resourceVersion", "")
         rendered = table(
             kind,

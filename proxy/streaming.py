@@ -25,6 +25,10 @@ from proxy.render import INCLUDE_OBJECT, watch_event
 
 log = logging.getLogger("apiserver")
 
+BATCH_BYTES = 1 << 16
+"""Bytes of a starting state's events sent in one write: one TLS record per event would
+cost the stream more than the events do."""
+
 
 def carried(
     fanout: FanOut,
@@ -50,7 +54,7 @@ def carried(
         fanout.carry(watch, outlet, render, (output, request.param("includeObject")), first=first)
         return outlet.relay()
 
-    return _body(initial, render, live, lambda: fanout.cancel(watch))
+    return _body(initial, render, live, lambda: fanout.cancel(watch), batch=BATCH_BYTES)
 
 
 def relayed(result: RelayResult, output: Output, request: ApiRequest) -> Iterator[bytes]:
@@ -72,18 +76,36 @@ def _body(
     render: Callable[[WatchEvent, bool], bytes],
     then: Callable[[bool], Iterator[bytes]],
     cleanup: Callable[[], object],
+    *,
+    batch: int = 0,
 ) -> Iterator[bytes]:
     """A watch body: headers at once (an empty first chunk), ``events`` written by this
     thread, then what ``then(no event sent yet)`` gives.
+
+    With ``batch``, events that never wait (a starting state read from the store) go out
+    in writes of about that many bytes, the first one alone; each event is written at once
+    otherwise (a relay, whose next event may be minutes away).
 
     Errors after the first byte cannot become a response any more; they end the stream
     with an ERROR event instead of a cut connection."""
     try:
         yield b""
         first = True
+        pending: list[bytes] = []
+        size = 0
         for event in events:
-            yield render(event, first)
+            line = render(event, first)
+            if first or not batch:
+                yield line
+            else:
+                pending.append(line)
+                size += len(line)
+                if size >= batch:
+                    yield b"".join(pending)
+                    pending, size = [], 0
             first = False
+        if pending:
+            yield b"".join(pending)
         yield from then(first)
     except Exception:
         log.exception("watch stream failed")

@@ -74,7 +74,7 @@ NAME = Column(
     "string",
     "Name must be unique within a namespace. More info: "
     "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
-    lambda obj: obj["metadata"]["name"],
+    lambda obj: obj["metadata"].get("name", ""),  # "" for a bookmark's empty object
     format="name",
 )
 AGE = Column(

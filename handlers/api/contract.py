@@ -8,7 +8,7 @@ so any thread, process or pod can serve any request.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Hashable, Mapping
+from collections.abc import Callable, Generator, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -114,8 +114,10 @@ class WatchResult:
     """The events one change makes on this watch (none, one, or a selector's transition)."""
     since: int | None
     """Replay the log after this revision; None: start from :attr:`initial`."""
-    initial: Callable[[], tuple[int, list[WatchEvent]]]
-    """The state now, as ADDED events, and the revision it was read at."""
+    initial: Callable[[], tuple[int, Iterator[WatchEvent]]]
+    """The revision the starting state is read at, and its events, read lazily (page by page,
+    never the whole state at once): ADDED for each object, then what the watch asked to end
+    them with. An ERROR among them ends the watch."""
     bookmark: Callable[[int], WatchEvent]
     lifetime: float
     bookmarks: bool = False

@@ -125,18 +125,15 @@ def _list_problems(options: ListOptions) -> list[str]:
 
 
 def _watch_problems(options: ListOptions) -> list[str]:
-    """kube's ValidateListOptions for a watch (the WatchList feature is not offered)."""
+    """kube's ValidateListOptions for a watch, with the WatchList feature on (as in kube 1.35):
+    ``sendInitialEvents`` only beside ``resourceVersionMatch=NotOlderThan``, and that only
+    beside ``sendInitialEvents``."""
     problems = []
     match = options.resource_version_match
-    if options.send_initial_events is not None:
-        if match != NOT_OLDER_THAN:
-            problems.append(
-                "resourceVersionMatch: Forbidden: sendInitialEvents requires setting "
-                f"resourceVersionMatch to {NOT_OLDER_THAN}"
-            )
+    if options.send_initial_events is not None and match != NOT_OLDER_THAN:
         problems.append(
-            "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the "
-            "WatchList feature gate is enabled"
+            "resourceVersionMatch: Forbidden: sendInitialEvents requires setting "
+            f"resourceVersionMatch to {NOT_OLDER_THAN}"
         )
     if match:
         if options.send_initial_events is None:

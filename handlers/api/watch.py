@@ -1,4 +1,5 @@
-"""The vocabulary of watches: an event, a BOOKMARK, the 410 of a compacted start, a lifetime."""
+"""The vocabulary of watches: an event, a BOOKMARK (the initial-events-end one included), the
+410 of a compacted start, a lifetime."""
 
 from __future__ import annotations
 
@@ -20,9 +21,20 @@ class WatchEvent:
     body: bytes
 
 
-def bookmark(kind: str, api_version: str, revision: int | str) -> WatchEvent:
-    """A BOOKMARK: everything up to ``revision`` was sent."""
-    body = {"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": str(revision)}}
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+"""The annotation of the BOOKMARK that ends a watch's initial events (WatchList)."""
+
+
+def bookmark(
+    kind: str, api_version: str, revision: int | str, *, initial_events_end: bool = False
+) -> WatchEvent:
+    """A BOOKMARK: everything up to ``revision`` was sent; with ``initial_events_end``, the one
+    that tells a watch-list client its starting state is complete (an empty object of the
+    kind, annotated, as kube's watch cache sends it)."""
+    metadata: dict[str, object] = {"resourceVersion": str(revision)}
+    if initial_events_end:
+        metadata["annotations"] = {INITIAL_EVENTS_END: "true"}
+    body = {"kind": kind, "apiVersion": api_version, "metadata": metadata}
     return WatchEvent("BOOKMARK", orjson.dumps(body))
 
 

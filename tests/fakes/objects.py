@@ -3,7 +3,8 @@
 One resourceVersion counter for everything (as etcd gives kube-apiserver), a history of changes
 for watches from a resourceVersion (trimmed by ``compact``), list with label and field selectors
 and ``limit``/``continue``, watch with selectors (an object leaving the selector is DELETED),
-bookmarks and ``timeoutSeconds``, create (with ``generateName``), PUT and PATCH (merge, JSON,
+bookmarks, ``sendInitialEvents`` (kube 1.35's WatchList; its options' validation is not
+modelled) and ``timeoutSeconds``, create (with ``generateName``), PUT and PATCH (merge, JSON,
 a simple apply; strategic merge only for core kinds: ``tests.fakes.patches``) with
 resourceVersion preconditions, and DELETE that honours finalizers. Selectors are the fake's own
 (``tests.fakes.selectors``), as are its errors (``tests.fakes.errors``). Not modelled:
@@ -311,15 +312,20 @@ class Objects:
         timeout = float(query.get("timeoutSeconds") or 1800)
         bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
         version = query.get("resourceVersion", "")
+        send = query.get("sendInitialEvents")  # WatchList (kube 1.35): the state, then a mark
         with self.changed:
             cut = self.cut
-            if version in ("", "0"):
+            if send == "true" or (send is None and version in ("", "0")):
                 initial = [
                     {"type": "ADDED", "object": obj}
                     for (plural, ns, _), obj in sorted(self.items.items())
                     if plural == kind.plural and namespace in (None, ns) and selects(obj)
                 ]
+                if send == "true" and bookmarks:
+                    initial.append(_bookmark(kind, self.revision, initial_events_end=True))
                 cursor = self.revision
+            elif version in ("", "0"):  # sendInitialEvents=false: the changes from now
+                initial, cursor = [], self.revision
             else:
                 initial, cursor = [], int(version)
                 if cursor < self.compacted:
@@ -432,14 +438,13 @@ def _event(change: Change, selects: Callable[[Mapping[str, Any]], bool]) -> dict
     return None
 
 
-def _bookmark(kind: Kind, revision: int) -> dict[str, Any]:
+def _bookmark(kind: Kind, revision: int, *, initial_events_end: bool = False) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"resourceVersion": str(revision)}
+    if initial_events_end:
+        metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
     return {
         "type": "BOOKMARK",
-        "object": {
-            "kind": kind.kind,
-            "apiVersion": kind.api_version,
-            "metadata": {"resourceVersion": str(revision)},
-        },
+        "object": {"kind": kind.kind, "apiVersion": kind.api_version, "metadata": metadata},
     }
 
 

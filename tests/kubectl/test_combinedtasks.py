@@ -321,6 +321,43 @@ def test_an_expired_resource_version_upstream_is_an_error_event_410(setup: Setup
     )
 
 
+def test_a_watch_list_passes_through_to_the_task_watch(setup: Setup) -> None:
+    """R6 WatchList: ``sendInitialEvents`` goes to the cluster's Task watch with the other
+    options; its ADDED tasks come joined with their Events, then the initial-events-end
+    BOOKMARK as a CombinedTask, then the changes."""
+    ns = "cb-watchlist"
+    setup.seed(ns, "first", events=1)
+    setup.seed(ns, "second")
+    url = f"{setup.server.url}{GV}/namespaces/{ns}/combinedtasks"
+    params = {
+        "watch": "1",
+        "sendInitialEvents": "true",
+        "resourceVersionMatch": "NotOlderThan",
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": "10",
+    }
+    response = _admin(setup).get(url, params=params, stream=True, timeout=30)
+    events = (orjson.loads(line) for line in response.iter_lines() if line)
+    initial = [next(events), next(events)]
+    end = next(events)
+    setup.seed(ns, "third")
+    later = next(e for e in events if e["type"] != "BOOKMARK")
+    response.close()
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in initial] == [
+        ("ADDED", "first"),
+        ("ADDED", "second"),
+    ]
+    assert len(initial[0]["object"]["status"]["events"]) == 1
+    assert end["type"] == "BOOKMARK" and end["object"]["kind"] == "CombinedTask"
+    assert end["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert (later["type"], later["object"]["metadata"]["name"]) == ("ADDED", "third")
+    revision = int(end["object"]["metadata"]["resourceVersion"])
+    assert int(later["object"]["metadata"]["resourceVersion"]) > revision
+    (watched,) = [r for r in setup.cluster.requests if r.path.endswith(f"/{ns}/tasks")]
+    assert watched.query["sendInitialEvents"] == "true"
+    assert watched.query["resourceVersionMatch"] == "NotOlderThan"
+
+
 # access
 
 

@@ -163,19 +163,6 @@ def test_r6_table_watch_sends_columns_only_first(server: Server, ns: str) -> Non
     watch.close()
 
 
-def test_r6_send_initial_events_is_rejected_as_without_the_gate(server: Server, ns: str) -> None:
-    r = server.session().get(
-        ns,
-        params={
-            "watch": "true",
-            "sendInitialEvents": "true",
-            "resourceVersionMatch": "NotOlderThan",
-        },
-    )
-    assert (r.status_code, r.json()["reason"]) == (422, "Invalid")
-    assert "WatchList feature gate" in r.json()["message"]
-
-
 def test_shutdown_ends_open_watches_cleanly(tmp_path: Path) -> None:
     with run_server(tmp_path, workers=1) as server:
         s = server.session()
