@@ -101,3 +101,50 @@ def test_a_write_through_one_instance_reaches_watches_on_the_other_within_a_seco
     assert deleted.status_code == 200
     assert on_second.first("DELETED", "y") > 0
     assert [e["object"]["metadata"]["name"] for _, e in on_second.events] == ["x", "y", "y"]
+
+
+def test_a_watch_list_on_one_instance_pages_the_state_written_through_the_other(
+    instances: tuple[Server, Server],
+) -> None:
+    """R6 on PostgreSQL: more objects than a page of the starting state (500), all ADDED at one
+    revision, the initial-events-end BOOKMARK at that revision, then a later change."""
+    first, second = instances
+    url = f"{GV}/namespaces/watchlist/customtasks"
+    writer = first.session()
+    bodies = [{"metadata": {"name": f"t{n:04d}"}, "spec": SPEC} for n in range(620)]
+    for body in bodies:
+        assert writer.post(f"{first.url}{url}", json=body).status_code == 201
+    response = second.session().get(
+        f"{second.url}{url}",
+        params={
+            "watch": "1",
+            "sendInitialEvents": "true",
+            "resourceVersionMatch": "NotOlderThan",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": "20",
+        },
+        stream=True,
+        timeout=30,
+    )
+    lines: Iterator[dict[str, Any]] = (orjson.loads(line) for line in response.iter_lines() if line)
+    added: list[dict[str, Any]] = []
+    end: dict[str, Any] = {}
+    for event in lines:
+        if event["type"] == "BOOKMARK":
+            end = event["object"]["metadata"]
+            break
+        added.append(event["object"]["metadata"])
+    assert [m["name"] for m in added] == [f"t{n:04d}" for n in range(620)]
+    assert end["annotations"] == {"k8s.io/initial-events-end": "true"}
+    revision = int(end["resourceVersion"])
+    assert revision >= max(int(m["resourceVersion"]) for m in added)
+    patched = writer.patch(
+        f"{first.url}{url}/t0007",
+        data=orjson.dumps({"spec": {"priority": 9}}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert patched.status_code == 200
+    change = next(e for e in lines if e["type"] != "BOOKMARK")
+    response.close()
+    assert (change["type"], change["object"]["metadata"]["name"]) == ("MODIFIED", "t0007")
+    assert int(change["object"]["metadata"]["resourceVersion"]) > revision
