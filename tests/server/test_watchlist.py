@@ -29,6 +29,11 @@ WATCH_LIST = {
     "resourceVersionMatch": "NotOlderThan",
     "allowWatchBookmarks": "true",
 }
+NO_INITIAL_EVENTS = {
+    "watch": "1",
+    "sendInitialEvents": "false",
+    "resourceVersionMatch": "NotOlderThan",
+}
 
 
 class Stream:
@@ -175,15 +180,7 @@ def test_r6_send_initial_events_false_watches_from_now(
     s = server.session()
     url = f"{server.url}{GV}/namespaces/{prefix}/customtasks"
     create(s, url, "before")
-    stream = Stream(
-        s,
-        url,
-        "application/json",
-        watch="1",
-        sendInitialEvents="false",
-        resourceVersionMatch="NotOlderThan",
-        resourceVersion=version,
-    )
+    stream = Stream(s, url, "application/json", **NO_INITIAL_EVENTS, resourceVersion=version)
     create(s, url, "after")
     assert names([next(stream)]) == [("ADDED", prefix, "after")]
     stream.close()
@@ -196,15 +193,8 @@ def test_r6_send_initial_events_false_replays_from_a_resource_version(
     url = f"{server.url}{GV}/namespaces/{prefix}/customtasks"
     first = create(s, url, "first")
     create(s, url, "second")
-    stream = Stream(
-        s,
-        url,
-        "application/json",
-        watch="1",
-        sendInitialEvents="false",
-        resourceVersionMatch="NotOlderThan",
-        resourceVersion=first["metadata"]["resourceVersion"],
-    )
+    version = first["metadata"]["resourceVersion"]
+    stream = Stream(s, url, "application/json", **NO_INITIAL_EVENTS, resourceVersion=version)
     assert names([next(stream)]) == [("ADDED", prefix, "second")]
     stream.close()
 
