@@ -65,8 +65,19 @@ def validate(meta: Mapping[str, Any], *, namespaced: bool) -> list[Cause]:
                 f"Too long: must have at most {MAX_ANNOTATIONS_BYTES} bytes",
             )
         )
-    for finalizer in meta.get("finalizers") or ():
+    finalizers = meta.get("finalizers") or []
+    for finalizer in finalizers:
         invalid("metadata.finalizers", finalizer, names.qualified_name(finalizer))
+    if "orphan" in finalizers and "foregroundDeletion" in finalizers:
+        shown = ", ".join(f'"{f}"' for f in finalizers)
+        causes.append(
+            Cause(
+                "metadata.finalizers",
+                "FieldValueInvalid",
+                f"Invalid value: []string{{{shown}}}: finalizer orphan and foregroundDeletion "
+                "cannot be both set",
+            )
+        )
     if references := meta.get("ownerReferences"):
         causes += _owner_references(references)
     return causes

@@ -102,10 +102,36 @@ def replace(
     return ObjectResult(row.body, 200, warnings)
 
 
+ORPHAN = "orphan"
+FOREGROUND = "foregroundDeletion"
+"""The garbage collector's finalizers: dependents are orphaned, or deleted first."""
+
+
+def collector_finalizers(finalizers: list[str], options: Mapping[str, Any]) -> list[str]:
+    """The finalizers a delete leaves, as kube's registry decides them for the garbage
+    collector (deletionFinalizersForGarbageCollection): ``orphanDependents`` or the
+    ``propagationPolicy`` asked for, else what the object already says, else background
+    (no finalizer, the default of custom resources)."""
+    orphan = options.get("orphanDependents")
+    policy = options.get("propagationPolicy")
+    if orphan is not None:
+        orphans, foreground = bool(orphan), False
+    elif policy in ("Orphan", "Background", "Foreground"):
+        orphans, foreground = policy == "Orphan", policy == "Foreground"
+    else:
+        already = [f for f in finalizers if f in (ORPHAN, FOREGROUND)]
+        orphans = bool(already) and already[0] == ORPHAN
+        foreground = bool(already) and already[0] == FOREGROUND
+    kept = [f for f in finalizers if f not in (ORPHAN, FOREGROUND)]
+    kept += [ORPHAN] * orphans + [FOREGROUND] * foreground
+    return finalizers if set(kept) == set(finalizers) else kept
+
+
 def delete_one(
     kind: Kind, namespace: str, name: str, options: Mapping[str, Any], deps: Deps
 ) -> bytes:
-    """Delete, or mark for deletion when finalizers remain; retried on concurrent writes."""
+    """Delete, or mark for deletion when finalizers remain (the garbage collector's among
+    them, as the options ask); retried on concurrent writes."""
     preconditions = options.get("preconditions") or {}
     dry = "All" in options.get("dryRun", ())
     for _ in range(5):
@@ -123,15 +149,19 @@ def delete_one(
                     f"Precondition failed: {label} in precondition: {wanted}, "
                     f"{label} in object meta: {actual}",
                 )
+        finalizers = meta.get("finalizers") or []
+        kept = collector_finalizers(finalizers, options)
         try:
-            if meta.get("finalizers"):
-                if meta.get("deletionTimestamp"):
-                    return found.body  # already being deleted
-                meta.update(
-                    deletionTimestamp=objectmeta.now(),
-                    deletionGracePeriodSeconds=0,
-                    generation=meta.get("generation", 1) + 1,
-                )
+            if kept:
+                if meta.get("deletionTimestamp") and kept is finalizers:
+                    return found.body  # already being deleted, as asked
+                meta["finalizers"] = kept
+                if not meta.get("deletionTimestamp"):
+                    meta.update(
+                        deletionTimestamp=objectmeta.now(),
+                        deletionGracePeriodSeconds=0,
+                        generation=meta.get("generation", 1) + 1,
+                    )
                 if dry:
                     return orjson.dumps(obj)
                 fields = kind.field_values(obj)

@@ -340,6 +340,28 @@ def test_delete_waits_until_gone_r11(kubectl: KindKubectl, kind: Kind) -> None:
     assert f'Error from server (NotFound): {kind.plural}.{GROUP} "{name}" not found' in again
 
 
+@pytest.mark.parametrize(
+    ("cascade", "finalizer"), [("foreground", "foregroundDeletion"), ("orphan", "orphan")]
+)
+def test_delete_cascade_leaves_the_garbage_collectors_finalizer_r11(
+    kubectl: KindKubectl, cascade: str, finalizer: str
+) -> None:
+    """R11: ``delete --cascade=foreground|orphan`` marks the object for the garbage collector
+    (deletionTimestamp and its finalizer) instead of removing it; removing that finalizer, as
+    the collector does once done, completes the deletion."""
+    name, namespace = f"cascade-{cascade}-{kubectl.tag}", f"ns-{kubectl.tag}"
+    kubectl.create(CUSTOM, namespace, task(CUSTOM, name))
+    out = kubectl.ok(
+        "delete", CUSTOM.short, name, f"--cascade={cascade}", "--wait=false", "-n", namespace
+    )
+    assert out == f'{CUSTOM.qualified} "{name}" deleted\n'
+    marked = _metadata(kubectl, CUSTOM, name, namespace)
+    assert marked["finalizers"] == [finalizer]
+    assert marked["deletionTimestamp"]
+    _admin_patch(kubectl, CUSTOM, name, namespace, {"metadata": {"finalizers": None}})
+    assert kubectl.stored(CUSTOM, name, namespace).status_code == 404
+
+
 # watch
 
 
