@@ -48,13 +48,14 @@ def _path(*keys: str) -> Getter:
 
 @dataclass(frozen=True)
 class Kind:
-    """A namespaced resource of the fake and the paths it is served under."""
+    """A resource of the fake and the paths it is served under."""
 
     plural: str
     api_version: str
     kind: str
     fields: Mapping[str, Getter]  # selectable besides metadata.name and metadata.namespace
     generation: bool  # metadata.generation moves with the spec (custom resources)
+    namespaced: bool = True
 
     @property
     def prefix(self) -> str:
@@ -86,7 +87,13 @@ EVENTS = Kind(
     },
     generation=False,
 )
-KINDS = (TASKS, EVENTS)
+NAMESPACES = Kind(
+    "namespaces", "v1", "Namespace", {"status.phase": _path("status", "phase")}, False, False
+)
+"""Cluster-scoped. As kube's namespace strategy: created ``Active`` with the ``kubernetes``
+finalizer in its spec; deleted, it turns ``Terminating`` and stays until that finalizer is
+gone (the namespace controller's work: :meth:`Objects.finalize_namespace`)."""
+KINDS = (TASKS, EVENTS, NAMESPACES)
 
 GENERATE_NAME_ATTEMPTS = 8
 """kube's ``maxNameGenerationCreateAttempts``."""
@@ -119,7 +126,7 @@ class Objects:
 
     def put(self, kind: Kind, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Create an object directly (as another client would), returning it as stored."""
-        namespace = obj["metadata"]["namespace"]
+        namespace = obj["metadata"].get("namespace", "") if kind.namespaced else ""
         return self.create(kind, namespace, dict(obj))
 
     def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
@@ -184,16 +191,19 @@ class Objects:
                     f'{kind.qualified} "{name}" already exists',
                     {"name": name, "kind": kind.plural},
                 )
-            metadata.update(
-                namespace=namespace,
-                uid=str(uuid.uuid4()),
-                creationTimestamp=_now(),
-            )
+            metadata.update(uid=str(uuid.uuid4()), creationTimestamp=_now())
+            if kind.namespaced:
+                metadata["namespace"] = namespace
+            else:
+                metadata.pop("namespace", None)
             if kind.generation:
                 metadata["generation"] = 1
             _check_labels(kind, name, metadata)
             stored = {**obj, "apiVersion": kind.api_version, "kind": kind.kind}
             stored["metadata"] = metadata
+            if kind is NAMESPACES:
+                stored["spec"] = {"finalizers": ["kubernetes"], **(obj.get("spec") or {})}
+                stored["status"] = {"phase": "Active"}
             return self._commit(kind, "ADDED", stored, None)
 
     def update(self, kind: Kind, namespace: str, name: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -222,6 +232,13 @@ class Objects:
         with self.changed:
             current = self._current(kind, namespace, name)
             metadata = current["metadata"]
+            if kind is NAMESPACES and (current.get("spec") or {}).get("finalizers"):
+                if metadata.get("deletionTimestamp"):
+                    return current
+                deleting = _copy(current)
+                deleting["metadata"]["deletionTimestamp"] = _now()
+                deleting["status"] = {"phase": "Terminating"}
+                return self._commit(kind, "MODIFIED", deleting, current)
             if not metadata.get("finalizers"):
                 return self._commit(kind, "DELETED", current, current)
             if metadata.get("deletionTimestamp"):
@@ -231,6 +248,16 @@ class Objects:
             if kind.generation:
                 deleting["metadata"]["generation"] = metadata.get("generation", 1) + 1
             return self._commit(kind, "MODIFIED", deleting, current)
+
+    def finalize_namespace(self, name: str) -> dict[str, Any]:
+        """The namespace controller's last step: the spec's finalizers removed (its
+        ``/finalize`` call), which ends a terminating namespace."""
+        with self.changed:
+            current = self._current(NAMESPACES, "", name)
+            finalized = _copy(current)
+            finalized["spec"] = {**(current.get("spec") or {}), "finalizers": []}
+            gone = bool(current["metadata"].get("deletionTimestamp"))
+            return self._commit(NAMESPACES, "DELETED" if gone else "MODIFIED", finalized, current)
 
     def _current(self, kind: Kind, namespace: str, name: str) -> dict[str, Any]:
         found = self.items.get((kind.plural, namespace, name))
@@ -265,7 +292,7 @@ class Objects:
         self.revision += 1
         obj = _copy(obj)
         obj["metadata"]["resourceVersion"] = str(self.revision)
-        key = (kind.plural, obj["metadata"]["namespace"], obj["metadata"]["name"])
+        key = (kind.plural, _ns(obj), obj["metadata"]["name"])
         if type_ == "DELETED":
             self.items.pop(key, None)
         else:
@@ -296,7 +323,7 @@ class Objects:
         if limit and len(matching) > limit:
             matching = matching[:limit]
             last = matching[-1]["metadata"]
-            meta["continue"] = _encode(f"{last['namespace']}/{last['name']}")
+            meta["continue"] = _encode(f"{last.get('namespace', '')}/{last['name']}")
         return {
             "kind": f"{kind.kind}List",
             "apiVersion": kind.api_version,
@@ -517,7 +544,7 @@ def discovery() -> dict[str, dict[str, Any]]:
             {
                 "name": kind.plural,
                 "singularName": kind.kind.lower(),
-                "namespaced": True,
+                "namespaced": kind.namespaced,
                 "kind": kind.kind,
                 "verbs": VERBS,
             }
@@ -562,6 +589,11 @@ def install(fake: FakeCluster, objects: Objects) -> None:
     for kind in KINDS:
         many = rf"{kind.prefix}(?:/namespaces/(?P<namespace>[^/]+))?/{kind.plural}"
         one = rf"{kind.prefix}/namespaces/(?P<namespace>[^/]+)/{kind.plural}/(?P<name>[^/]+)"
+        if not kind.namespaced:
+            many, one = (
+                rf"{kind.prefix}/{kind.plural}",
+                rf"{kind.prefix}/{kind.plural}/(?P<name>[^/]+)",
+            )
 
         def collection(call: Call, kind: Kind = kind) -> Reply:
             ns, query = call.params.get("namespace"), call.request.query
@@ -574,20 +606,28 @@ def install(fake: FakeCluster, objects: Objects) -> None:
             return answer(lambda: Reply(201, objects.create(kind, namespace, call.request.body)))
 
         def get(call: Call, kind: Kind = kind) -> Reply:
-            ns, name = call.params["namespace"], call.params["name"]
+            ns, name = call.params.get("namespace") or "", call.params["name"]
             return answer(lambda: Reply(200, objects.read(kind, ns, name)))
 
         def update(call: Call, kind: Kind = kind) -> Reply:
-            ns, name, body = call.params["namespace"], call.params["name"], call.request.body
+            ns, name, body = (
+                call.params.get("namespace") or "",
+                call.params["name"],
+                call.request.body,
+            )
             return answer(lambda: Reply(200, objects.update(kind, ns, name, body)))
 
         def patch(call: Call, kind: Kind = kind) -> Reply:
-            ns, name, body = call.params["namespace"], call.params["name"], call.request.body
+            ns, name, body = (
+                call.params.get("namespace") or "",
+                call.params["name"],
+                call.request.body,
+            )
             media = call.request.headers.get("content-type", "").split(";")[0].strip()
             return answer(lambda: Reply(200, objects.patch(kind, ns, name, body, media)))
 
         def delete(call: Call, kind: Kind = kind) -> Reply:
-            ns, name = call.params["namespace"], call.params["name"]
+            ns, name = call.params.get("namespace") or "", call.params["name"]
             return answer(lambda: Reply(200, objects.delete(kind, ns, name)))
 
         fake.route("GET", many, collection)

@@ -12,7 +12,7 @@ import requests
 
 from tests.fakes.cluster import FakeCluster
 from tests.fakes.errors import StatusError
-from tests.fakes.objects import EVENTS, GENERATE_NAME_ATTEMPTS, TASKS
+from tests.fakes.objects import EVENTS, GENERATE_NAME_ATTEMPTS, NAMESPACES, TASKS
 
 TASKS_PATH = "/apis/example.example.com/v1"
 
@@ -195,3 +195,55 @@ def test_a_label_value_over_63_characters_is_refused_as_kube_refuses_it(
     current = http.get(f"{url}/fits").json()
     current["metadata"]["labels"]["team"] = "-starts-badly"
     assert http.put(f"{url}/fits", json=current).status_code == 422
+
+
+NAMESPACES_PATH = "/api/v1/namespaces"
+
+
+def test_namespaces_are_cluster_scoped_and_created_active(
+    fake: FakeCluster, http: requests.Session
+) -> None:
+    """kube's namespace strategy: a new namespace is Active with the ``kubernetes`` finalizer
+    in its spec; its path does not shadow the namespaced kinds' paths under it."""
+    created = http.post(f"{fake.url}{NAMESPACES_PATH}", json={"metadata": {"name": "team"}})
+    assert created.status_code == 201, created.text
+    namespace = created.json()
+    assert "namespace" not in namespace["metadata"]
+    assert namespace["status"] == {"phase": "Active"}
+    assert namespace["spec"] == {"finalizers": ["kubernetes"]}
+    assert http.get(f"{fake.url}{NAMESPACES_PATH}/team").json()["metadata"]["name"] == "team"
+    missing = http.get(f"{fake.url}{NAMESPACES_PATH}/nope")
+    assert (missing.status_code, missing.json()["message"]) == (404, 'namespaces "nope" not found')
+    assert http.get(f"{fake.url}/api/v1/namespaces/team/events").json()["items"] == []
+    listed = http.get(
+        f"{fake.url}{NAMESPACES_PATH}", params={"fieldSelector": "status.phase=Active"}
+    )
+    assert [n["metadata"]["name"] for n in listed.json()["items"]] == ["team"]
+    resources = http.get(f"{fake.url}/api/v1").json()["resources"]
+    assert {"name": "namespaces", "namespaced": False}.items() <= next(
+        r for r in resources if r["name"] == "namespaces"
+    ).items()
+
+
+def test_a_deleted_namespace_terminates_until_finalized(
+    fake: FakeCluster, http: requests.Session
+) -> None:
+    fake.objects.put(NAMESPACES, {"metadata": {"name": "going"}})
+    watch = http.get(
+        f"{fake.url}{NAMESPACES_PATH}",
+        params={"watch": "true", "resourceVersion": str(fake.objects.revision)},
+        stream=True,
+        timeout=10,
+    )
+    deleted = http.delete(f"{fake.url}{NAMESPACES_PATH}/going")
+    assert deleted.status_code == 200
+    assert deleted.json()["status"] == {"phase": "Terminating"}
+    assert deleted.json()["metadata"]["deletionTimestamp"]
+    fake.objects.finalize_namespace("going")
+    events = lines(watch, 2)
+    watch.close()
+    assert [(e["type"], e["object"]["status"]["phase"]) for e in events] == [
+        ("MODIFIED", "Terminating"),
+        ("DELETED", "Terminating"),
+    ]
+    assert http.get(f"{fake.url}{NAMESPACES_PATH}/going").status_code == 404
