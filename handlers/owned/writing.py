@@ -129,9 +129,10 @@ def collector_finalizers(finalizers: list[str], options: Mapping[str, Any]) -> l
 
 def delete_one(
     kind: Kind, namespace: str, name: str, options: Mapping[str, Any], deps: Deps
-) -> bytes:
+) -> tuple[bytes, bool]:
     """Delete, or mark for deletion when finalizers remain (the garbage collector's among
-    them, as the options ask); retried on concurrent writes."""
+    them, as the options ask); retried on concurrent writes. The object's last state, and
+    whether it is gone."""
     preconditions = options.get("preconditions") or {}
     dry = "All" in options.get("dryRun", ())
     for _ in range(5):
@@ -154,7 +155,7 @@ def delete_one(
         try:
             if kept:
                 if meta.get("deletionTimestamp") and kept is finalizers:
-                    return found.body  # already being deleted, as asked
+                    return found.body, False  # already being deleted, as asked
                 meta["finalizers"] = kept
                 if not meta.get("deletionTimestamp"):
                     meta.update(
@@ -163,15 +164,16 @@ def delete_one(
                         generation=meta.get("generation", 1) + 1,
                     )
                 if dry:
-                    return orjson.dumps(obj)
+                    return orjson.dumps(obj), False
                 fields = kind.field_values(obj)
                 document = kind.search_document(obj)
-                return deps.store.update(
+                row = deps.store.update(
                     kind.plural, namespace, name, found.revision, obj, fields, document
-                ).body
+                )
+                return row.body, False
             if dry:
-                return found.body
-            return deps.store.delete(kind.plural, namespace, name, found.revision).body
+                return found.body, True
+            return deps.store.delete(kind.plural, namespace, name, found.revision).body, True
         except NotFound:
             raise kind.resource.not_found(name) from None
         except Conflict:

@@ -118,3 +118,15 @@ def test_orphan_and_foreground_finalizers_together_are_invalid(client: TestClien
             "field": "metadata.finalizers",
         }
     ]
+
+
+def test_orphan_dependents_false_on_an_object_that_stays_is_202(client: TestClient) -> None:
+    """kube's delete handler: 202 Accepted when ``orphanDependents: false`` and the object is
+    not deleted at once (finalizers remain); 200 otherwise."""
+    post(client, NS, task("held", finalizers=["example.com/mine"]))
+    held = delete(client, "held", {"orphanDependents": False})
+    assert held.status_code == 202
+    assert held.json["metadata"]["finalizers"] == ["example.com/mine"]
+    post(client, NS, task("free"))
+    assert delete(client, "free", {"orphanDependents": False}).status_code == 200
+    assert status_of(client.simulate_get(f"{NS}/free")) == (404, "NotFound")
