@@ -35,6 +35,10 @@ and times, in alternating rounds on one server, a watch with ``sendInitialEvents
 kube 1.35 informer starts) against the LIST of the same objects: to the first object and to
 the whole state.
 
+The admission phase (:mod:`bench.admission`) times creates, in process and in alternation, on
+three apps whose fake clusters hold no policy, one matching ValidatingAdmissionPolicy of three
+validations, and twenty policies of which one matches; and one CEL evaluation.
+
 The watch phase (:mod:`bench.watch`) runs last, alone, on a server of its own started with
 the threads its watches need: 1,000 watches while changes are written, delivery latency,
 share delivered and the server's memory.
@@ -55,6 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import (
+    admission,
     baseline,
     combined,
     ownership,
@@ -177,6 +182,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     owned = parser.add_argument_group("ownership phase (in process): managedFields and apply")
     owned.add_argument("--no-ownership", action="store_true", help="skip the ownership phase")
     owned.add_argument("--ownership-only", action="store_true", help="run only the ownership phase")
+    admitted = parser.add_argument_group("admission phase (in process): policies on creates")
+    admitted.add_argument("--no-admission", action="store_true", help="skip the admission phase")
+    admitted.add_argument(
+        "--admission-only", action="store_true", help="run only the admission phase"
+    )
     listed = parser.add_argument_group(
         "watch-list phase (its own store and server): a watch-list against a LIST"
     )
@@ -214,7 +224,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     onlys = (args.watch_only, args.postgres_only, args.combined_only, args.compare_only)
     if (
-        sum((*onlys, args.scale_only, args.search_only, args.ownership_only, args.watchlist_only))
+        sum(
+            (
+                *onlys,
+                args.scale_only,
+                args.search_only,
+                args.ownership_only,
+                args.admission_only,
+                args.watchlist_only,
+            )
+        )
         > 1
     ):
         parser.error("only one --X-only at a time")
@@ -226,6 +245,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             or args.scale_only
             or args.search_only
             or args.ownership_only
+            or args.admission_only
             or args.watchlist_only
         ):
             parser.error("--baseline is measured with the main server: not with another --X-only")
@@ -240,6 +260,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         or (args.no_scale and args.scale_only)
         or (args.no_search and args.search_only)
         or (args.no_ownership and args.ownership_only)
+        or (args.no_admission and args.admission_only)
         or (args.no_watchlist and args.watchlist_only)
     ):
         parser.error("--no-X and --X-only exclude each other")
@@ -817,6 +838,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         or args.scale_only
         or args.search_only
         or args.ownership_only
+        or args.admission_only
         or args.watchlist_only
     )
     alone = only or args.compare_only  # no phase beyond the main one's
@@ -846,6 +868,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         owning = None
         if args.ownership_only or not (args.no_ownership or alone):
             owning = ownership.run(root, say)
+        admitting = None
+        if args.admission_only or not (args.no_admission or alone):
+            admitting = admission.run(root, say)
         listed = None
         if args.watchlist_only or not (args.no_watchlist or alone):
             listed = watchlist_phase(run, args)
@@ -865,6 +890,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(scale.report(search.title(name), lines), end="\n\n")
     if owning is not None:
         print(scale.report(ownership.title(), owning), end="\n\n")
+    if admitting is not None:
+        print(scale.report(admission.title(), admitting), end="\n\n")
     if listed is not None:
         print(scale.report(watchlist.title(args.watchlist_objects), listed), end="\n\n")
     if watched is not None:

@@ -25,6 +25,7 @@ from bench.wire import Target
 from devtools.certs import new_ca
 from devtools.launch import ROOT, Pki, argv, run_web
 from tests.fakes.cluster import FakeCluster
+from tests.fakes.objects import NAMESPACES
 
 __all__ = [  # argv comes from devtools.launch
     "CONSTANT_APP",
@@ -92,6 +93,20 @@ def allow_sar_user(spec: dict[str, Any]) -> tuple[bool, str]:
     return False, ""
 
 
+BENCH_NAMESPACES = (
+    "default",
+    "bench-list",
+    "bench-create",
+    "bench-watch",
+    "bench-watchlist",
+    "bench-combined",
+    "creates",
+    "ownership",
+    "scale",
+)
+"""Every namespace a benchmark writes in."""
+
+
 def start_cluster(stack: ExitStack, directory: Path, pki: Pki) -> tuple[FakeCluster, str]:
     """A fake cluster trusting ``pki``'s client CA, started on ``stack``; and its kubeconfig."""
     cluster = stack.enter_context(FakeCluster())
@@ -101,6 +116,8 @@ def start_cluster(stack: ExitStack, directory: Path, pki: Pki) -> tuple[FakeClus
         "requestheader-allowed-names": '["front-proxy-client"]',
     }
     cluster.decide = allow_sar_user
+    for namespace in BENCH_NAMESPACES:  # NamespaceLifecycle admits writes only where one is
+        cluster.objects.put(NAMESPACES, {"metadata": {"name": namespace}})
     return cluster, str(cluster.kubeconfig(directory / "kubeconfig"))
 
 

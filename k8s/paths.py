@@ -1,5 +1,6 @@
 """Where the cluster objects this project reads and writes live: the tutorial's Task API
-(``example.example.com/v1``) and core Events. One place for each path."""
+(``example.example.com/v1``), core Events and Namespaces, and the admission policies. One
+place for each path."""
 
 from __future__ import annotations
 
@@ -17,3 +18,18 @@ def tasks(namespace: str | None = None, name: str = "") -> str:
 def events(namespace: str | None = None) -> str:
     """The core Events of ``namespace`` (None: of every namespace)."""
     return f"/api/v1/namespaces/{namespace}/events" if namespace else "/api/v1/events"
+
+
+def namespaces(name: str = "") -> str:
+    """The cluster's Namespaces, or one of them by ``name``."""
+    return f"/api/v1/namespaces/{name}" if name else "/api/v1/namespaces"
+
+
+def group_version(api_version: str) -> str:
+    """Where the resources of an ``apiVersion`` (``v1``, ``group/version``) are listed."""
+    return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+
+
+ADMISSION_API = group_version("admissionregistration.k8s.io/v1")
+VALIDATING_POLICIES = f"{ADMISSION_API}/validatingadmissionpolicies"
+VALIDATING_POLICY_BINDINGS = f"{ADMISSION_API}/validatingadmissionpolicybindings"

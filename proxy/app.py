@@ -4,20 +4,24 @@
 logs each request and turns it into a RequestInfo, a deadline, a user, a slot of the worker's
 in-flight limit and an authorization decision; the documents (:mod:`proxy.documents`) answer
 health, discovery and OpenAPI from memory; the sink (:mod:`proxy.dispatch`) hands resource
-requests to ``handlers/<kind>/<verb>.py``, watches stream through :mod:`proxy.streaming`;
-every error leaves as a Status (:mod:`proxy.errors`).
+requests to ``handlers/<kind>/<verb>.py``, whose writes pass the admission chain built here
+(:mod:`handlers.admission.chain`); watches stream through :mod:`proxy.streaming`; every
+error leaves as a Status (:mod:`proxy.errors`).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 import falcon
 
+from handlers.admission import chain
 from handlers.api import GROUP_VERSION
+from handlers.api.admission import NO_ADMISSION, Admission
 from handlers.registry import Served, registry
-from proxy import authz, errors
+from proxy import authz, errors, lifecycle
 from proxy.cluster import connect
 from proxy.deadline import RequestTimeout
 from proxy.discovery import Discovery
@@ -37,17 +41,22 @@ def create_app(
     store: Store | None = None,
     authorizer: authz.Authorizer | None = None,
     kinds: tuple[Served, ...] | None = None,
+    stop: threading.Event = lifecycle.stopping,
 ) -> falcon.App[falcon.Request, falcon.Response]:
-    """Build the WSGI application (gunicorn calls this once per worker)."""
+    """Build the WSGI application (gunicorn calls this once per worker). Its threads that
+    follow the cluster end when ``stop`` is set (an app in process ends them alone)."""
     settings = settings or Settings.from_env()
     kinds = kinds if kinds is not None else registry()
     discovery = Discovery(kinds)
     docs = OpenAPI(kinds)
     cluster = connect(settings)
     indexed = cluster.upstream.cluster if cluster.upstream else None
-    holder = StoreHolder(settings, store, indexed)
+    holder = StoreHolder(settings, store, indexed, stop)
     holder.check()
     security = Security(settings, cluster.reviews, authorizer)
+    admission: Admission = NO_ADMISSION
+    if cluster.reviews is not None:  # the policies of the cluster that reviews requests
+        admission = chain.connect(cluster.reviews, stop)
 
     limit = InFlightLimit.for_worker(settings)
     timeout = RequestTimeout(settings.request_timeout_seconds)
@@ -59,7 +68,14 @@ def create_app(
     app.add_route("/healthz", alive)
     app.add_route("/livez", alive)
     app.add_route(
-        "/readyz", Health({"store": holder.check, "authentication": security.source.check})
+        "/readyz",
+        Health(
+            {
+                "store": holder.check,
+                "authentication": security.source.check,
+                "admission": admission.unready,
+            }
+        ),
     )
     app.add_route("/version", Static(discovery.version))
     app.add_route("/api", NotServed())
@@ -70,7 +86,7 @@ def create_app(
     app.add_route("/openapi/v2", OpenAPIv2(docs))
     app.add_route("/openapi/v3", openapi_v3)
     app.add_route(f"/openapi/v3/apis/{GROUP_VERSION}", openapi_v3, suffix="group_version")
-    resources = Resources(kinds, holder, settings, cluster.upstream)
+    resources = Resources(kinds, holder, settings, cluster.upstream, admission)
     app.add_sink(resources, re.compile(rf"^/apis/{re.escape(GROUP_VERSION)}/"))
     errors.install(app)
     return app

@@ -24,8 +24,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from handlers.api.contract import User
 from handlers.api.errors import unauthorized
+from handlers.api.users import User
 from proxy.authconfig import AuthConfig, RequestHeader
 
 ANONYMOUS = User("system:anonymous", ("system:unauthenticated",))

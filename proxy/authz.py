@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from handlers.api.contract import User
 from handlers.api.errors import ApiError, forbidden, internal_error
+from handlers.api.users import User
 from proxy.requestinfo import RequestInfo
 from proxy.reviewcache import ReviewCache
 

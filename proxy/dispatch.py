@@ -11,9 +11,11 @@ from typing import Any
 import falcon
 
 from handlers.api import GROUP, VERSION
-from handlers.api.contract import NO_OPTIONS, ApiRequest, Deps, RelayResult, User, WatchResult
+from handlers.api.admission import NO_ADMISSION, Admission
+from handlers.api.contract import NO_OPTIONS, ApiRequest, Deps, RelayResult, WatchResult
 from handlers.api.errors import method_not_allowed, not_found_path
 from handlers.api.params import write_options
+from handlers.api.users import User
 from handlers.registry import Served, find
 from k8s.upstream import Upstream
 from proxy import decoding, lifecycle, streaming
@@ -36,11 +38,13 @@ class Resources:
         holder: StoreHolder,
         settings: Settings,
         upstream: Upstream | None,
+        admission: Admission = NO_ADMISSION,
     ) -> None:
         self._kinds = kinds
         self._holder = holder
         self._settings = settings
         self._upstream = upstream
+        self._admission = admission
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
         info: RequestInfo = req.context.info
@@ -79,6 +83,7 @@ class Resources:
             if info.verb in _WRITES
             else NO_OPTIONS,
             user_agent=req.user_agent or "",
+            annotate=req.context.annotations.__setitem__,
             plain=output.form == "text",
         )
         deps = Deps(
@@ -86,6 +91,7 @@ class Resources:
             self._upstream,
             lifecycle.stopping,
             managed_fields=self._settings.managed_fields,
+            admission=self._admission,
         )
         result = handler(request, deps)
         resp.content_type = output.media_type
@@ -141,16 +147,23 @@ def _authorize_also(
     group: str | None = None,
     resource: str | None = None,
     namespace: str | None = None,
+    *,
+    name: str | None = None,
+    subresource: str | None = None,
+    path: str | None = None,
 ) -> None:
     """The request's own authorization for another verb, or for a resource of another group
-    in the same namespace or in ``namespace``."""
-    if resource is not None:
+    (its object ``name`` and ``subresource``) in the same namespace or in ``namespace``, or
+    for a non-resource ``path``."""
+    if path is not None:
+        info = RequestInfo(path=path, verb=verb)
+    elif resource is not None:
         info = dataclasses.replace(
             info,
             group=group or "",
             resource=resource,
-            name=None,
-            subresource=None,
+            name=name or None,
+            subresource=subresource or None,
             selected_name=None,
         )
     if namespace is not None:

@@ -18,8 +18,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from handlers.api.contract import User
 from handlers.api.errors import too_many_requests
+from handlers.api.users import User
 from proxy.authz import MASTERS
 from proxy.longrunning import is_long_running
 from proxy.requestinfo import RequestInfo

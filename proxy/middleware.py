@@ -11,8 +11,8 @@ from urllib.parse import parse_qs
 import falcon
 import orjson
 
-from handlers.api.contract import User
 from handlers.api.errors import timeout
+from handlers.api.users import User
 from proxy import authz, errors
 from proxy.authn import ANONYMOUS, Authenticator
 from proxy.deadline import Deadline, RequestTimeout
@@ -26,6 +26,7 @@ class RequestLog:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
         req.context.request_id = os.urandom(16).hex()  # uuid4().hex's form, at a fifth the cost
+        req.context.annotations = {}  # audit annotations, as admission records them
         resp.set_header("X-Request-Id", req.context.request_id)
 
     def process_response(
@@ -47,6 +48,8 @@ class RequestLog:
             "code": resp.status_code,
             "latencyMs": round((time.perf_counter() - req.context.started) * 1000, 3),
         }
+        if req.context.annotations:
+            line["annotations"] = req.context.annotations
         os.write(1, orjson.dumps(line) + b"\n")
 
 

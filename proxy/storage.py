@@ -33,11 +33,16 @@ class StoreHolder:
     """Opens the store on first need and remembers why it could not, for ``/readyz``."""
 
     def __init__(
-        self, settings: Settings, store: Store | None, cluster: Cluster | None = None
+        self,
+        settings: Settings,
+        store: Store | None,
+        cluster: Cluster | None = None,
+        stop: threading.Event = lifecycle.stopping,
     ) -> None:
         self._settings = settings
         self._store = store
         self._cluster = cluster  # whose Tasks the store's search index follows
+        self._stop = stop
         self._fanout: FanOut | None = None
         self._error = ""
         self._lock = threading.Lock()
@@ -51,7 +56,7 @@ class StoreHolder:
                         self._store = open_store(self._settings)
                         start_compactor(self._store)
                         if self._cluster is not None:
-                            start_task_indexer(self._store, self._cluster, lifecycle.stopping)
+                            start_task_indexer(self._store, self._cluster, self._stop)
                     except Exception as ex:
                         self._error = str(ex)
                         log.warning("store not ready: %s", ex)

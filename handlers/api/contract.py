@@ -10,42 +10,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Generator, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from handlers.api import params
+from handlers.api.admission import NO_ADMISSION, Admission
 from handlers.api.kind import Kind
+from handlers.api.users import Authorize, User, allowed
 from handlers.api.watch import WatchEvent
 from store import Change, Store
 
 if TYPE_CHECKING:
     from k8s.upstream import Upstream  # not at run time: the cluster client imports requests
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    """An authenticated identity."""
-
-    name: str
-    groups: tuple[str, ...] = ()
-    uid: str = ""
-    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-class Authorize(Protocol):
-    """Raises the 403 Status unless the caller may also do ``verb`` on what the request
-    addresses (a PATCH that creates needs ``create`` too, as in kube) or, given ``group`` and
-    ``resource``, on that resource in the request's namespace or in ``namespace`` (``""``: at
-    the cluster scope). combinedtasks read Tasks and Events with the server's identity, and a
-    search shows objects of every kind, so they first check the caller could read them."""
-
-    def __call__(
-        self,
-        verb: str,
-        group: str | None = None,
-        resource: str | None = None,
-        namespace: str | None = None,
-    ) -> None:
-        """Return when allowed."""
 
 
 NO_OPTIONS = params.NO_OPTIONS
@@ -64,11 +39,13 @@ class ApiRequest:
     user: User | None = None
     subresource: str | None = None
     content_type: str = ""
-    authorize: Authorize = lambda verb, group=None, resource=None, namespace=None: None
+    authorize: Authorize = allowed
     options: params.WriteOptions = NO_OPTIONS
     """A write's dryRun, fieldManager and fieldValidation, parsed and validated once."""
     user_agent: str = ""
     """Names the manager of a write that gives no ``fieldManager``."""
+    annotate: Callable[[str, str], None] = lambda key, value: None
+    """Records an audit annotation (``key``, ``value``) in the request's log line."""
     plain: bool = False
     """The answer goes out as plain text (a resource's ``plain`` form): no list metadata, so
     no continue token can tell that more follow."""
@@ -137,13 +114,16 @@ Result = ObjectResult | ListResult | WatchResult | RelayResult
 @dataclass(frozen=True, slots=True)
 class Deps:
     """The dependencies the proxy gives handlers: the store, the cluster as handlers read it
-    (None when no cluster is configured), the process's shutdown flag, and a setting."""
+    (None when no cluster is configured), the process's shutdown flag, a setting, and the
+    admission chain."""
 
     store: Store
     upstream: Upstream | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
     managed_fields: bool = True
     """Keep managedFields (off only to measure their cost: apply then merges untracked)."""
+    admission: Admission = NO_ADMISSION
+    """The validating admission chain every write passes before it is stored."""
 
 
 Handler = Callable[[ApiRequest, Deps], Result]

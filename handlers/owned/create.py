@@ -8,11 +8,12 @@ from typing import Any
 import orjson
 
 from handlers.api import metavalidation, objectmeta
+from handlers.api.admission import CREATE
 from handlers.api.contract import ApiRequest, Deps, ObjectResult
 from handlers.api.errors import Cause, bad_request
 from handlers.owned.managedfields import Operation
 from handlers.owned.validation import checked
-from handlers.owned.writing import SERVER_OWNED
+from handlers.owned.writing import SERVER_OWNED, admitted
 from store import AlreadyExists
 
 
@@ -33,7 +34,8 @@ def created(
     meta = obj["metadata"]
     if "resourceVersion" in meta:
         raise bad_request("resourceVersion should not be set on objects to be created")
-    if not meta.get("name"):
+    given = meta.get("name") or ""
+    if not given:
         if not meta.get("generateName"):
             raise kind.resource.invalid(
                 "",
@@ -54,6 +56,7 @@ def created(
     if causes := strategy.validate(obj) + metavalidation.managed_fields(meta):
         raise kind.resource.invalid(name, causes)
     strategy.canonicalize(obj)
+    warnings += admitted(request, deps, CREATE, obj, None, name=given)
     if request.options.dry_run:
         if deps.store.get(kind.plural, namespace, name) is not None:
             raise kind.resource.already_exists(name)

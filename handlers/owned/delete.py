@@ -11,8 +11,6 @@ def handle(request: ApiRequest, deps: Deps) -> ObjectResult:
     202 when ``orphanDependents: false`` asked for dependents to go and the object stays for
     them, as kube answers."""
     options = delete_options(request)
-    body, gone = delete_one(
-        request.kind, request.namespace or "", request.name or "", options, deps
-    )
+    body, gone = delete_one(request, request.namespace or "", request.name or "", options, deps)
     accepted = not gone and options.get("orphanDependents") is False
     return ObjectResult(body, 202 if accepted else 200)

@@ -17,7 +17,7 @@ def handle(request: ApiRequest, deps: Deps) -> ListResult:
     deleted = []
     for row in page.rows:
         try:
-            deleted.append(delete_one(kind, row.namespace, row.name, options, deps)[0])
+            deleted.append(delete_one(request, row.namespace, row.name, options, deps)[0])
         except ApiError as ex:
             if ex.reason != "NotFound":  # gone meanwhile: nothing left to delete
                 raise

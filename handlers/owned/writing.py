@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 
 from handlers.api import gotypes, metavalidation, objectmeta, params
+from handlers.api.admission import CREATE, DELETE, UPDATE, Attributes
 from handlers.api.contract import ApiRequest, Deps, ObjectResult
 from handlers.api.errors import Cause, bad_request
-from handlers.api.kind import Kind
 from handlers.owned.managedfields import Operation
 from store import Conflict, NotFound, Row, encode
 
@@ -76,6 +76,7 @@ def replace(
     if causes := strategy.validate_update(obj, old) + metavalidation.managed_fields(meta):
         raise kind.resource.invalid(name, causes)
     strategy.canonicalize(obj)
+    warnings += admitted(request, deps, UPDATE, obj, old)
     if request.options.dry_run:
         return ObjectResult(orjson.dumps(obj), 200, warnings)
     if encode(obj) == encode(old):
@@ -100,6 +101,56 @@ def replace(
     except Conflict:
         raise kind.resource.conflict(name) from None
     return ObjectResult(row.body, 200, warnings)
+
+
+def admitted(
+    request: ApiRequest,
+    deps: Deps,
+    operation: str,
+    obj: Mapping[str, Any] | None,
+    old: Mapping[str, Any] | None,
+    *,
+    name: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> tuple[str, ...]:
+    """The validating admission chain's warnings for this write, or its refusal. ``name``
+    is the request's (default: the URL's); ``options`` the DeleteOptions of a delete."""
+    kind = request.kind
+    if options is None:
+        written = request.options
+        options = {
+            key: value
+            for key, value in (
+                ("dryRun", ["All"] if written.dry_run else None),
+                ("fieldManager", written.field_manager),
+                ("fieldValidation", written.field_validation),
+            )
+            if value
+        }
+    kind_of_options = {CREATE: "CreateOptions", UPDATE: "UpdateOptions", DELETE: "DeleteOptions"}
+    return deps.admission.validate(
+        Attributes(
+            operation,
+            kind.group,
+            kind.version,
+            kind.kind,
+            kind.plural,
+            request.subresource or "",
+            request.namespace or "",
+            request.name or "" if name is None else name,
+            obj,
+            old,
+            request.user,
+            dry_run=request.options.dry_run or "All" in options.get("dryRun", ()),
+            options={
+                "kind": kind_of_options[operation],
+                "apiVersion": "meta.k8s.io/v1",
+                **options,
+            },
+            annotate=request.annotate,
+            authorize=request.authorize,
+        )
+    )
 
 
 ORPHAN = "orphan"
@@ -128,11 +179,12 @@ def collector_finalizers(finalizers: list[str], options: Mapping[str, Any]) -> l
 
 
 def delete_one(
-    kind: Kind, namespace: str, name: str, options: Mapping[str, Any], deps: Deps
+    request: ApiRequest, namespace: str, name: str, options: Mapping[str, Any], deps: Deps
 ) -> tuple[bytes, bool]:
     """Delete, or mark for deletion when finalizers remain (the garbage collector's among
-    them, as the options ask); retried on concurrent writes. The object's last state, and
-    whether it is gone."""
+    them, as the options ask), once admitted; retried on concurrent writes. The object's
+    last state, and whether it is gone."""
+    kind = request.kind
     preconditions = options.get("preconditions") or {}
     dry = "All" in options.get("dryRun", ())
     for _ in range(5):
@@ -150,6 +202,7 @@ def delete_one(
                     f"Precondition failed: {label} in precondition: {wanted}, "
                     f"{label} in object meta: {actual}",
                 )
+        admitted(request, deps, DELETE, None, obj, name=name, options=options)
         finalizers = meta.get("finalizers") or []
         kept = collector_finalizers(finalizers, options)
         try:

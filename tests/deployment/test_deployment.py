@@ -245,6 +245,11 @@ def test_a8_rbac_binds_what_the_server_and_the_controller_need(
         ("example.example.com", "tasks", "watch"),
         ("", "events", "list"),
         ("", "events", "watch"),
+        ("", "namespaces", "list"),  # NamespaceLifecycle
+        ("", "namespaces", "watch"),
+        ("", "namespaces", "get"),  # the live look on a miss
+        ("admissionregistration.k8s.io", "validatingadmissionpolicies", "watch"),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "watch"),
     } <= allowed(f"{SERVICE}:reader")
     assert controller in bound("ClusterRoleBinding", "task-controller")
     assert {

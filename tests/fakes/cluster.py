@@ -31,7 +31,8 @@ import orjson
 import yaml
 
 from devtools.certs import issue, new_ca
-from tests.fakes.objects import Objects, install
+from tests.fakes.errors import StatusError
+from tests.fakes.objects import CONFIGMAPS, Objects, install
 
 CONFIGMAP_PATH = r"/api/v1/namespaces/(?P<namespace>[^/]+)/configmaps/(?P<name>[^/]+)"
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
@@ -241,14 +242,15 @@ class FakeCluster:
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
         self.routes: dict[tuple[str, str], Route] = {
-            ("GET", CONFIGMAP_PATH): self._get_configmap,
             ("POST", TOKEN_REVIEWS): self._token_review,
             ("POST", SUBJECT_ACCESS_REVIEWS): self._subject_access_review,
         }
         """``(method, path regex) -> route``; a regex must match the whole path."""
         self.objects = Objects()
-        """Tasks and Events (see ``tests.fakes.objects``), served under their kube paths."""
+        """Tasks, Events, Namespaces, ConfigMaps and admission policies (see
+        ``tests.fakes.objects``), served under their kube paths."""
         install(self, self.objects)
+        self.route("GET", CONFIGMAP_PATH, self._get_configmap)  # the authentication ConfigMap
 
         self._server = _Server(self, context)
         port = self._server.server_address[1]
@@ -407,11 +409,10 @@ class FakeCluster:
             "kube-system",
             "extension-apiserver-authentication",
         ) or data is None:
-            return status(
-                404,
-                f'configmaps "{name}" not found',
-                details={"name": name, "kind": "configmaps"},
-            )
+            try:  # any other ConfigMap is one of the objects
+                return Reply(200, self.objects.read(CONFIGMAPS, namespace, name))
+            except StatusError as error:
+                return status(error.code, error.message, details=error.details)
         return Reply(
             200,
             {

@@ -93,7 +93,35 @@ NAMESPACES = Kind(
 """Cluster-scoped. As kube's namespace strategy: created ``Active`` with the ``kubernetes``
 finalizer in its spec; deleted, it turns ``Terminating`` and stays until that finalizer is
 gone (the namespace controller's work: :meth:`Objects.finalize_namespace`)."""
-KINDS = (TASKS, EVENTS, NAMESPACES)
+CONFIGMAPS = Kind("configmaps", "v1", "ConfigMap", {}, generation=False)
+"""Namespaced; what admission policies read their parameters from (``paramKind``)."""
+ADMISSION_GROUP = "admissionregistration.k8s.io/v1"
+VALIDATING_POLICIES = Kind(
+    "validatingadmissionpolicies",
+    ADMISSION_GROUP,
+    "ValidatingAdmissionPolicy",
+    {},
+    generation=True,
+    namespaced=False,
+)
+VALIDATING_POLICY_BINDINGS = Kind(
+    "validatingadmissionpolicybindings",
+    ADMISSION_GROUP,
+    "ValidatingAdmissionPolicyBinding",
+    {},
+    generation=True,
+    namespaced=False,
+)
+"""Cluster-scoped, stored as given: kube's validation of policies (their CEL compiled by
+kube-apiserver) is not modelled, so a test can store one kube would refuse."""
+KINDS = (
+    TASKS,
+    EVENTS,
+    NAMESPACES,
+    CONFIGMAPS,
+    VALIDATING_POLICIES,
+    VALIDATING_POLICY_BINDINGS,
+)
 
 GENERATE_NAME_ATTEMPTS = 8
 """kube's ``maxNameGenerationCreateAttempts``."""

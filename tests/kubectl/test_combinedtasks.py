@@ -24,7 +24,7 @@ import yaml
 
 from devtools.certs import new_ca
 from tests.fakes.cluster import FakeCluster, authentication_data
-from tests.fakes.objects import EVENTS, TASKS
+from tests.fakes.objects import EVENTS, NAMESPACES, TASKS
 from tests.support.kubectl import BINARIES, Kubectl, table
 from tests.support.servers import Pki, Server, run_server
 
@@ -88,6 +88,8 @@ class Setup:
 def _server(directory: Path, cluster: FakeCluster, workers: int = 2) -> Iterator[Server]:
     pki = Pki.create(directory / "pki")
     cluster.configmap = authentication_data(pki.ca.cert_pem, new_ca("front-proxy").cert_pem)
+    if cluster.objects.get(NAMESPACES, "", "default") is None:  # as in every cluster
+        cluster.objects.put(NAMESPACES, {"metadata": {"name": "default"}})
     env = {
         "APISERVER_KUBECONFIG": str(cluster.kubeconfig(directory)),
         "APISERVER_EVENTS_CACHE_SECONDS": str(TTL),

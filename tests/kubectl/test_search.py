@@ -27,7 +27,7 @@ from k8s.client import Cluster
 from k8s.controller import Controller
 from k8s.taskindex import INDEXER_LABEL
 from tests.fakes.cluster import FakeCluster, authentication_data
-from tests.fakes.objects import TASKS
+from tests.fakes.objects import NAMESPACES, TASKS
 from tests.support.kubectl import BINARIES, Kubectl, describe, table
 from tests.support.postgres import create_database, postgres_url_fixture  # noqa: F401
 from tests.support.servers import Pki, Server, run_server, shell_join
@@ -84,7 +84,10 @@ class Setup:
 
 
 def _seed_before_start(cluster: FakeCluster) -> None:
-    """Tasks that exist before the server starts: only a list can find them."""
+    """Tasks that exist before the server starts: only a list can find them; the namespaces
+    the server's own kinds are written in."""
+    for namespace in ("own", "ops"):
+        cluster.objects.put(NAMESPACES, {"metadata": {"name": namespace}})
     for n in (3, 4):
         name = f"task-sample-{n}"
         cluster.objects.put(TASKS, task("default", name, f"Details of {name}", priority=n))

@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from devtools.certs import Issued, issue, new_ca
 from tests.fakes.cluster import FakeCluster, authentication_data
+from tests.fakes.objects import NAMESPACES
 from tests.support.servers import Pki, Server, run_server
 
 GV = "/apis/search.task.example.example.com/v1"
@@ -96,6 +97,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         cluster.configmap = authentication_data(
             pki.ca.cert_pem, front_proxy_ca.cert_pem, [FRONT_PROXY]
         )
+        cluster.objects.put(NAMESPACES, {"metadata": {"name": "team"}})  # writes go there
         env = {
             "APISERVER_KUBECONFIG": str(cluster.kubeconfig(directory / "kubeconfig")),
             "APISERVER_AUTH_REFRESH_SECONDS": "0.3",

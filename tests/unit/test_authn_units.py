@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devtools.certs import issue, new_ca
-from handlers.api.contract import User
+from handlers.api.users import User
 from proxy.authconfig import AuthConfigSource, RequestHeader, from_configmap
 from proxy.authn import front_proxy_user, issued_by, token_user, x509_user
 from proxy.authz import forbidden_error, review_spec

@@ -14,8 +14,8 @@ import falcon
 import pytest
 from falcon.testing import Result, TestClient
 
-from handlers.api.contract import User
 from handlers.api.errors import ApiError, not_found_path
+from handlers.api.users import User
 from proxy import authz, errors
 from proxy.authn import ANONYMOUS, Authenticator
 from proxy.deadline import RequestTimeout

@@ -2,7 +2,8 @@
 
 ``proxy -> handlers -> handlers.api -> (store, k8s)`` and ``proxy -> k8s``; ``store/`` and
 ``k8s/`` never import ``proxy/`` or ``handlers/``, ``handlers/`` never imports ``proxy/``; the
-proxy reaches the kinds only through ``handlers.registry``; the vocabulary imports nothing
+proxy reaches the kinds only through ``handlers.registry`` (and builds the admission chain of
+``handlers.admission``); the vocabulary imports nothing
 above it; nothing that runs in production imports the dev tools, the tests or the benchmarks.
 Every import counts, including those only made for type checking.
 """
@@ -28,7 +29,7 @@ FORBIDDEN = {
 }
 """Top-level packages each package may not import."""
 
-PROXY_MAY_IMPORT_FROM_HANDLERS = ("handlers.api", "handlers.registry")
+PROXY_MAY_IMPORT_FROM_HANDLERS = ("handlers.api", "handlers.registry", "handlers.admission")
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -1,0 +1,58 @@
+"""The validating admission chain of an aggregated server, as k8s.io/apiserver's recommended
+options order it, each plugin reading the cluster through informers of this process.
+
+Without a cluster to read (dev, with no kubeconfig setting), there is no chain: see
+:data:`handlers.api.admission.NO_ADMISSION`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+from handlers.admission.lifecycle import NamespaceLifecycle
+from handlers.admission.policies import ValidatingAdmissionPolicy
+from handlers.api.admission import Attributes
+from k8s import paths
+from k8s.client import Cluster
+from k8s.informer import Informer
+
+
+class Plugin(Protocol):
+    def validate(self, attributes: Attributes) -> tuple[str, ...]:
+        """The warnings to send; raises the refusal."""
+        ...
+
+
+class Chain:
+    """Plugins run in order; the first refusal ends the write."""
+
+    def __init__(self, plugins: Sequence[Plugin], informers: Sequence[Informer]) -> None:
+        self._plugins = tuple(plugins)
+        self._informers = tuple(informers)
+
+    def validate(self, attributes: Attributes) -> tuple[str, ...]:
+        warnings: tuple[str, ...] = ()
+        for plugin in self._plugins:
+            warnings += plugin.validate(attributes)
+        return warnings
+
+    def unready(self) -> str:
+        """Names the collections not listed yet (``/readyz`` fails until they are)."""
+        waiting = [i.path for i in self._informers if not i.synced.is_set()]
+        return f"admission has not read {', '.join(waiting)} yet" if waiting else ""
+
+
+def connect(cluster: Cluster, stop: threading.Event) -> Chain:
+    """The chain reading ``cluster``, its informers started (until ``stop`` is set)."""
+    namespaces = Informer(cluster, paths.namespaces(), stop).start()
+    policies = Informer(cluster, paths.VALIDATING_POLICIES, stop).start()
+    bindings = Informer(cluster, paths.VALIDATING_POLICY_BINDINGS, stop).start()
+    return Chain(
+        [
+            NamespaceLifecycle(namespaces, cluster),
+            ValidatingAdmissionPolicy(policies, bindings, namespaces, cluster, stop),
+        ],
+        [namespaces, policies, bindings],
+    )

@@ -1,0 +1,458 @@
+"""ValidatingAdmissionPolicy, as k8s.io/apiserver's plugin applies the cluster's policies
+(admissionregistration.k8s.io/v1) to a write: each policy whose ``matchConstraints`` match,
+through each of its bindings whose ``matchResources`` match, once per parameter object;
+``matchConditions``, then ``validations`` (with ``variables``), in CEL; a failed validation
+does what the binding's ``validationActions`` say (Deny, Warn, Audit), an error what the
+policy's ``failurePolicy`` says. Expressions are compiled once per policy generation."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from handlers.admission import expressions
+from handlers.admission.expressions import CompileError, Context, EvaluationError, Expression
+from handlers.admission.matching import resources_match, selects
+from handlers.api.admission import Attributes
+from handlers.api.errors import ApiError
+from handlers.api.users import Authorize
+from k8s import paths
+from k8s.client import Cluster, ClusterError
+from k8s.informer import Informer
+
+REASON_CODES = {"Forbidden": 403, "Unauthorized": 401, "RequestEntityTooLarge": 413, "Invalid": 422}
+"""The reasons a validation may give, and the code each answers with (kube's reasonToCode)."""
+log = logging.getLogger("apiserver.admission")
+AUDIT_KEY = "validation.policy.admission.k8s.io/validation_failure"
+PARAM_SYNC_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """An expression compiled, or why it could not be (kube's "compilation error: ...")."""
+
+    text: str
+    field: str
+    """Where the policy holds it (``spec.validations[0].expression``)."""
+    compiled: Expression | None
+    error: str = ""
+
+    @classmethod
+    def of(cls, text: str, field: str) -> Check:
+        try:
+            return cls(text, field, expressions.compile(text))
+        except CompileError as error:
+            return cls(text, field, None, f"compilation error: {error}")
+
+    def evaluate(self, context: Context) -> Any:
+        """The value; raises :class:`Failure` worded as kube words an expression's error."""
+        if self.compiled is None:
+            raise Failure(self.error)
+        try:
+            return self.compiled.evaluate(context)
+        except EvaluationError as error:
+            raise Failure(f"expression '{self.text}' resulted in error: {error}") from None
+
+
+class Failure(Exception):
+    """An expression that could not give a value: the policy's failurePolicy decides."""
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A policy's expressions, compiled for one resourceVersion of it."""
+
+    version: str
+    conditions: tuple[Check, ...]
+    validations: tuple[tuple[Mapping[str, Any], Check, Check | None], ...]
+    variables: Mapping[str, Expression]
+    variable_errors: tuple[str, ...]
+    audits: tuple[tuple[str, Check], ...]
+
+    @classmethod
+    def of(cls, policy: Mapping[str, Any]) -> Compiled:
+        spec = policy.get("spec") or {}
+
+        def checks(key: str, member: str) -> list[tuple[Mapping[str, Any], Check]]:
+            return [
+                (item, Check.of(item.get(member, ""), f"spec.{key}[{n}].{member}"))
+                for n, item in enumerate(spec.get(key) or [])
+            ]
+
+        variables = checks("variables", "expression")
+        messages = {
+            n: Check.of(v["messageExpression"], f"spec.validations[{n}].messageExpression")
+            for n, v in enumerate(spec.get("validations") or [])
+            if v.get("messageExpression")
+        }
+        compiled = cls(
+            str(policy["metadata"].get("resourceVersion", "")),
+            tuple(check for _, check in checks("matchConditions", "expression")),
+            tuple(
+                (v, check, messages.get(n))
+                for n, (v, check) in enumerate(checks("validations", "expression"))
+            ),
+            {v.get("name", ""): c.compiled for v, c in variables if c.compiled is not None},
+            tuple(c.error for _, c in variables if c.compiled is None),
+            tuple(
+                (a.get("key", ""), check)
+                for a, check in checks("auditAnnotations", "valueExpression")
+            ),
+        )
+        everything = [c for _, c in variables] + [
+            *compiled.conditions,
+            *(check for _, check, _ in compiled.validations),
+            *messages.values(),
+            *(check for _, check in compiled.audits),
+        ]
+        for check in everything:
+            if check.compiled is None:  # what kube would have refused the policy for
+                log.warning(
+                    'ValidatingAdmissionPolicy "%s" is invalid: %s: Invalid value: "%s": %s',
+                    policy["metadata"].get("name"),
+                    check.field,
+                    check.text,
+                    check.error.removeprefix("compilation error: "),
+                )
+        return compiled
+
+
+@dataclass
+class Review:
+    """One write under review, and what the policies decided about it so far."""
+
+    attributes: Attributes
+    namespace: Mapping[str, Any] | None
+    denial: ApiError | None = None
+    warnings: list[str] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+    @functools.cached_property
+    def request(self) -> dict[str, Any]:
+        """The ``request`` variable, made once for every policy that reads it."""
+        return request_of(self.attributes)
+
+
+class ValidatingAdmissionPolicy:
+    """The plugin: reads policies and bindings from informers, parameters from informers
+    of each ``paramKind`` made on first use."""
+
+    def __init__(
+        self,
+        policies: Informer,
+        bindings: Informer,
+        namespaces: Informer,
+        cluster: Cluster,
+        stop: threading.Event,
+    ) -> None:
+        self._policies = policies
+        self._bindings = bindings
+        self._namespaces = namespaces
+        self._params = ParamSources(cluster, stop)
+        self._compiled: dict[str, Compiled] = {}
+
+    def validate(self, attributes: Attributes) -> tuple[str, ...]:
+        policies = self._policies.items()
+        if not policies:
+            return ()
+        namespace = self._namespaces.get("", attributes.namespace) if attributes.namespace else None
+        review = Review(attributes, namespace)
+        bindings = self._bindings.items()
+        for policy in policies:
+            spec = policy.get("spec") or {}
+            if not resources_match(
+                spec.get("matchConstraints"), attributes, namespace, rules_required=True
+            ):
+                continue
+            name = policy["metadata"]["name"]
+            for binding in bindings:
+                binding_spec = binding.get("spec") or {}
+                if binding_spec.get("policyName") != name or not resources_match(
+                    binding_spec.get("matchResources"), attributes, namespace, rules_required=False
+                ):
+                    continue
+                self._apply(policy, binding, review)
+        if review.audit:
+            attributes.annotate(AUDIT_KEY, json.dumps(review.audit, separators=(",", ":")))
+        if review.denial is not None:
+            raise review.denial
+        return tuple(review.warnings)
+
+    def _compiled_policy(self, policy: Mapping[str, Any]) -> Compiled:
+        name = policy["metadata"]["name"]
+        found = self._compiled.get(name)
+        if found is None or found.version != str(policy["metadata"].get("resourceVersion", "")):
+            found = self._compiled[name] = Compiled.of(policy)
+        return found
+
+    def _apply(self, policy: Mapping[str, Any], binding: Mapping[str, Any], review: Review) -> None:
+        """Evaluate the policy through one binding, for each of its parameter objects."""
+        attributes = review.attributes
+        spec, binding_spec = policy.get("spec") or {}, binding.get("spec") or {}
+        fails = (spec.get("failurePolicy") or "Fail") == "Fail"
+        actions = binding_spec.get("validationActions") or []
+        try:
+            params = self._params.of(
+                spec.get("paramKind"), binding_spec.get("paramRef"), attributes
+            )
+        except Failure as failure:
+            if fails or isinstance(failure, MissingParams):
+                _decide(policy, binding, actions, (0, str(failure), ""), review)
+            return
+        compiled = self._compiled_policy(policy)
+        for param in params:
+            context = Context(
+                object=attributes.object,
+                oldObject=attributes.old_object,
+                request=review.request,
+                params=param,
+                namespaceObject=review.namespace,
+                authorizer=RequestAuthorizer(attributes.authorize),
+                variables=compiled.variables,
+            )
+            for violation in _failures(compiled, context, fails):
+                _decide(policy, binding, actions, violation, review)
+            for key, check in compiled.audits:
+                try:
+                    value = check.evaluate(context)
+                except Failure:
+                    continue
+                if isinstance(value, str):
+                    attributes.annotate(f"{policy['metadata']['name']}/{key}", value)
+
+
+def _decide(
+    policy: Mapping[str, Any],
+    binding: Mapping[str, Any],
+    actions: list[str],
+    violation: Violation,
+    review: Review,
+) -> None:
+    """One failed validation, as the binding's actions ask."""
+    index, message, reason = violation
+    policy_name, binding_name = policy["metadata"]["name"], binding["metadata"]["name"]
+    if "Deny" in actions and review.denial is None:
+        text = (
+            f"ValidatingAdmissionPolicy '{policy_name}' with binding '{binding_name}' "
+            f"denied request: {message}"
+        )
+        error = review.attributes.forbidden(text)
+        if reason:
+            error.reason = reason
+            error.code = REASON_CODES.get(reason, error.code)
+        error.details["causes"] = [{"message": text}]
+        review.denial = error
+    if "Warn" in actions:
+        review.warnings.append(
+            f"Validation failed for ValidatingAdmissionPolicy '{policy_name}' with binding "
+            f"'{binding_name}': {message}"
+        )
+    if "Audit" in actions:
+        review.audit.append(
+            {
+                "message": message,
+                "policy": policy_name,
+                "binding": binding_name,
+                "expressionIndex": index,
+                "validationActions": actions,
+            }
+        )
+
+
+Violation = tuple[int, str, str]
+"""A failed validation: its index, its message and its reason (``""``: an error)."""
+
+
+def _failures(compiled: Compiled, context: Context, fails: bool) -> list[Violation]:
+    """The failed validations (none when a match condition is false, nor the errors that
+    ``failurePolicy: Ignore`` ignores)."""
+    try:
+        if compiled.variable_errors:
+            raise Failure(compiled.variable_errors[0])
+        for condition in compiled.conditions:
+            if condition.evaluate(context) is not True:
+                return []
+    except Failure as failure:
+        return [(0, str(failure), "")] if fails else []
+    found: list[Violation] = []
+    for index, (validation, check, message_check) in enumerate(compiled.validations):
+        try:
+            if check.evaluate(context) is True:
+                continue
+        except Failure as failure:
+            if fails:
+                found.append((index, str(failure), ""))
+            continue
+        found.append(
+            (
+                index,
+                _message(validation, check, message_check, context),
+                validation.get("reason") or "Invalid",
+            )
+        )
+    return found
+
+
+def _message(
+    validation: Mapping[str, Any], check: Check, message_check: Check | None, context: Context
+) -> str:
+    """messageExpression's string if it gives a one-line one, else message, else the
+    expression that failed (kube's order)."""
+    if message_check is not None:
+        try:
+            value = message_check.evaluate(context)
+        except Failure:
+            value = None
+        if isinstance(value, str) and value.strip() and "\n" not in value.strip():
+            return value.strip()
+    if (validation.get("message") or "").strip():
+        return str(validation["message"]).strip()
+    return f"failed expression: {check.text.strip()}"
+
+
+def request_of(attributes: Attributes) -> dict[str, Any]:
+    """The ``request`` variable: the AdmissionRequest kube would send a webhook."""
+    user = attributes.user
+    kind = {"group": attributes.group, "version": attributes.version, "kind": attributes.kind}
+    resource = {
+        "group": attributes.group,
+        "version": attributes.version,
+        "resource": attributes.resource,
+    }
+    return {
+        "uid": str(uuid.uuid4()),
+        "kind": kind,
+        "resource": resource,
+        "subResource": attributes.subresource,
+        "requestKind": kind,
+        "requestResource": resource,
+        "requestSubResource": attributes.subresource,
+        "name": attributes.name,
+        "namespace": attributes.namespace,
+        "operation": attributes.operation,
+        "userInfo": {
+            "username": user.name if user else "",
+            "uid": user.uid if user else "",
+            "groups": list(user.groups) if user else [],
+            "extra": {k: list(v) for k, v in user.extra.items()} if user else {},
+        },
+        "dryRun": attributes.dry_run,
+        "options": dict(attributes.options),
+    }
+
+
+class RequestAuthorizer:
+    """CEL's ``authorizer``: what the requesting user may do, asked as the request's own
+    authorization asks (a SubjectAccessReview, cached). The reason of a denial is the
+    refusal's whole message."""
+
+    def __init__(self, authorize: Authorize) -> None:
+        self._authorize = authorize
+
+    def __call__(
+        self,
+        *,
+        group: str,
+        resource: str,
+        subresource: str,
+        namespace: str,
+        name: str,
+        verb: str,
+        path: str = "",
+    ) -> tuple[str, str]:
+        try:
+            if path:
+                self._authorize(verb, path=path)
+            else:
+                self._authorize(
+                    verb, group, resource, namespace, name=name, subresource=subresource
+                )
+        except ApiError as error:
+            if error.code != 403:
+                raise  # an errored check, as kube's authorizer error
+            return expressions.DENY, error.message
+        return expressions.ALLOW, ""
+
+
+class MissingParams(Failure):
+    """No parameter object, and the binding says to deny then."""
+
+
+class ParamSources:
+    """Informers of parameter kinds, one per kind, made when a binding first needs it."""
+
+    def __init__(self, cluster: Cluster, stop: threading.Event) -> None:
+        self._cluster = cluster
+        self._stop = stop
+        self._sources: dict[tuple[str, str], tuple[Informer, bool]] = {}
+        self._lock = threading.Lock()
+
+    def of(
+        self,
+        kind: Mapping[str, Any] | None,
+        ref: Mapping[str, Any] | None,
+        attributes: Attributes,
+    ) -> list[Any]:
+        """The parameter objects a binding's ``paramRef`` names (``[None]`` without a
+        ``paramKind``)."""
+        if not kind:
+            return [None]
+        if not ref:
+            raise Failure("failed to configure binding: paramRef is required when paramKind is set")
+        informer, namespaced = self._source(kind)
+        if not informer.synced.wait(PARAM_SYNC_SECONDS):
+            raise Failure("failed to configure binding: the parameters have not been read yet")
+        namespace = ""
+        if namespaced:
+            namespace = ref.get("namespace") or attributes.namespace
+            if not namespace:
+                raise Failure(
+                    "failed to configure binding: cannot use namespaced paramRef in policy "
+                    "binding that matches cluster-scoped resources"
+                )
+        if ref.get("name"):
+            found = informer.get(namespace, ref["name"])
+            params = [found] if found is not None else []
+        else:
+            params = [
+                obj
+                for obj in informer.items()
+                if str((obj.get("metadata") or {}).get("namespace") or "") == namespace
+                and selects(
+                    ref.get("selector") or {}, (obj.get("metadata") or {}).get("labels") or {}
+                )
+            ]
+        if params:
+            return params
+        if (ref.get("parameterNotFoundAction") or "Deny") == "Deny":
+            raise MissingParams(
+                "failed to configure binding: no params found for policy binding with `Deny` "
+                "parameterNotFoundAction"
+            )
+        return []
+
+    def _source(self, kind: Mapping[str, Any]) -> tuple[Informer, bool]:
+        key = (str(kind.get("apiVersion", "")), str(kind.get("kind", "")))
+        with self._lock:
+            if key not in self._sources:
+                path, namespaced = self._discover(*key)
+                self._sources[key] = (Informer(self._cluster, path, self._stop).start(), namespaced)
+            return self._sources[key]
+
+    def _discover(self, api_version: str, kind: str) -> tuple[str, bool]:
+        """The collection of ``kind`` and whether it is namespaced, from discovery."""
+        base = paths.group_version(api_version)
+        try:
+            listed = self._cluster.get(base)
+        except ClusterError as error:
+            raise Failure(f"failed to configure binding: {error.message}") from None
+        for resource in listed.get("resources") or []:
+            if resource.get("kind") == kind and "/" not in resource.get("name", ""):
+                return f"{base}/{resource['name']}", bool(resource.get("namespaced"))
+        raise Failure(f'failed to configure binding: no resource of kind "{kind}" in {api_version}')
