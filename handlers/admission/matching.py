@@ -1,13 +1,20 @@
 """Which writes a policy or a binding addresses: ``matchResources`` as k8s.io/apiserver's
 admission matching reads it (resource rules with their wildcards and subresources,
-operations, scope, exclusions, namespace and object label selectors)."""
+operations, scope, exclusions, namespace and object label selectors).
+
+Every write is matched against every policy of the cluster, so a ``matchResources`` is read
+once per policy generation into sets (:class:`Match`), and a write that no rule names costs
+a few set lookups."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from handlers.api.admission import Attributes
+
+ANY = "*"
 
 
 def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
@@ -36,62 +43,100 @@ def _labels(obj: Mapping[str, Any] | None) -> Mapping[str, str]:
     return ((obj or {}).get("metadata") or {}).get("labels") or {}
 
 
-def _named(patterns: Sequence[str], value: str) -> bool:
-    return "*" in patterns or value in patterns
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A ``NamedRuleWithOperations``, as sets. ``resources`` holds ``(resource, subresource)``
+    pairs, each side ``*`` for any: ``*`` is every resource but none of their subresources,
+    ``*/*`` every resource and subresource, ``r/*`` a resource and its subresources."""
 
+    operations: frozenset[str]
+    groups: frozenset[str]
+    versions: frozenset[str]
+    resources: frozenset[tuple[str, str]]
+    scope: str
+    names: frozenset[str]
 
-def _resource_named(patterns: Sequence[str], resource: str, subresource: str) -> bool:
-    """``resources`` of a rule: ``*`` (resources, not subresources), ``*/*``, ``r``,
-    ``r/s``, ``r/*`` and ``*/s``."""
-    for pattern in patterns:
-        name, _, sub = pattern.partition("/")
-        if not sub and not subresource and name in ("*", resource):
-            return True
-        if sub and subresource and name in ("*", resource) and sub in ("*", subresource):
-            return True
-    return False
-
-
-def rule_matches(rule: Mapping[str, Any], attributes: Attributes) -> bool:
-    """A ``NamedRuleWithOperations``."""
-    scope = rule.get("scope") or "*"
-    namespaced = bool(attributes.namespace)
-    names = rule.get("resourceNames") or []
-    return (
-        _named(rule.get("operations") or [], attributes.operation)
-        and _named(rule.get("apiGroups") or [], attributes.group)
-        and _named(rule.get("apiVersions") or [], attributes.version)
-        and _resource_named(
-            rule.get("resources") or [], attributes.resource, attributes.subresource
+    @classmethod
+    def of(cls, rule: Mapping[str, Any]) -> Rule:
+        return cls(
+            frozenset(rule.get("operations") or ()),
+            frozenset(rule.get("apiGroups") or ()),
+            frozenset(rule.get("apiVersions") or ()),
+            frozenset(_pair(r) for r in rule.get("resources") or ()),
+            rule.get("scope") or ANY,
+            frozenset(rule.get("resourceNames") or ()),
         )
-        and scope in ("*", "Namespaced" if namespaced else "Cluster")
-        and (not names or attributes.name in names)
-    )
 
-
-def resources_match(
-    match: Mapping[str, Any] | None,
-    attributes: Attributes,
-    namespace: Mapping[str, Any] | None,
-    *,
-    rules_required: bool,
-) -> bool:
-    """``matchResources``: the selectors, then a resource rule unless an exclusion holds.
-    A binding's rules may be left out (``rules_required`` false): then only its selectors
-    narrow what its policy matches."""
-    match = match or {}
-    if namespace is not None and not selects(match.get("namespaceSelector"), _labels(namespace)):
-        return False
-    object_selector = match.get("objectSelector")
-    if object_selector and not (
-        (attributes.object is not None and selects(object_selector, _labels(attributes.object)))
-        or (
-            attributes.old_object is not None
-            and selects(object_selector, _labels(attributes.old_object))
+    def matches(self, attributes: Attributes) -> bool:
+        sub = attributes.subresource
+        return (
+            _named(self.operations, attributes.operation)
+            and _named(self.groups, attributes.group)
+            and _named(self.versions, attributes.version)
+            and (
+                (attributes.resource, sub) in self.resources
+                or (ANY, sub) in self.resources
+                or (attributes.resource, ANY) in self.resources
+                or (ANY, ANY) in self.resources
+            )
+            and self.scope in (ANY, "Namespaced" if attributes.namespace else "Cluster")
+            and (not self.names or attributes.name in self.names)
         )
-    ):
-        return False
-    rules = match.get("resourceRules") or []
-    if (rules or rules_required) and not any(rule_matches(r, attributes) for r in rules):
-        return False
-    return not any(rule_matches(r, attributes) for r in match.get("excludeResourceRules") or [])
+
+
+def _pair(pattern: str) -> tuple[str, str]:
+    resource, _, sub = pattern.partition("/")
+    return resource, sub
+
+
+def _named(patterns: frozenset[str], value: str) -> bool:
+    return value in patterns or ANY in patterns
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A ``matchResources``. A binding's rules may be left out (``rules_required`` false):
+    then only its selectors narrow what its policy matches."""
+
+    rules: tuple[Rule, ...]
+    excluded: tuple[Rule, ...]
+    namespace_selector: Mapping[str, Any] | None
+    object_selector: Mapping[str, Any] | None
+    rules_required: bool
+
+    @classmethod
+    def of(cls, match: Mapping[str, Any] | None, *, rules_required: bool) -> Match:
+        match = match or {}
+        return cls(
+            _rules(match.get("resourceRules")),
+            _rules(match.get("excludeResourceRules")),
+            match.get("namespaceSelector"),
+            match.get("objectSelector"),
+            rules_required,
+        )
+
+    def matches(self, attributes: Attributes, namespace: Mapping[str, Any] | None) -> bool:
+        """The rules first (what most policies differ by), then the exclusions and the
+        selectors; a cluster-scoped write has no namespace to select by."""
+        if (self.rules or self.rules_required) and not any(
+            r.matches(attributes) for r in self.rules
+        ):
+            return False
+        if any(r.matches(attributes) for r in self.excluded):
+            return False
+        if namespace is not None and not selects(self.namespace_selector, _labels(namespace)):
+            return False
+        return not self.object_selector or (
+            (
+                attributes.object is not None
+                and selects(self.object_selector, _labels(attributes.object))
+            )
+            or (
+                attributes.old_object is not None
+                and selects(self.object_selector, _labels(attributes.old_object))
+            )
+        )
+
+
+def _rules(rules: Sequence[Mapping[str, Any]] | None) -> tuple[Rule, ...]:
+    return tuple(Rule.of(r) for r in rules or ())

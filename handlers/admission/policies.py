@@ -10,15 +10,17 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from handlers.admission import expressions
-from handlers.admission.expressions import CompileError, Context, EvaluationError, Expression
-from handlers.admission.matching import resources_match, selects
+from handlers.admission.cel import expressions
+from handlers.admission.cel.authorizer import ALLOW, DENY
+from handlers.admission.cel.expressions import CompileError, Context, EvaluationError, Expression
+from handlers.admission.matching import Match, selects
 from handlers.api.admission import Attributes
 from handlers.api.errors import ApiError
 from handlers.api.users import Authorize
@@ -31,6 +33,15 @@ REASON_CODES = {"Forbidden": 403, "Unauthorized": 401, "RequestEntityTooLarge": 
 log = logging.getLogger("apiserver.admission")
 AUDIT_KEY = "validation.policy.admission.k8s.io/validation_failure"
 PARAM_SYNC_SECONDS = 2.0
+EXPRESSIONS = (
+    ("matchConditions", "expression"),
+    ("variables", "expression"),
+    ("validations", "expression"),
+    ("validations", "messageExpression"),
+    ("auditAnnotations", "valueExpression"),
+)
+"""Where a policy holds CEL."""
+_BOUND = re.compile(r"\b(oldObject|request|params|namespaceObject|authorizer)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +80,19 @@ class Compiled:
     """A policy's expressions, compiled for one resourceVersion of it."""
 
     version: str
+    match: Match
+    """What ``matchConstraints`` match."""
+    reads: frozenset[str]
+    """The variables its expressions name besides ``object``: the others are left null
+    rather than converted for the library on every write."""
     conditions: tuple[Check, ...]
     validations: tuple[tuple[Mapping[str, Any], Check, Check | None], ...]
     variables: Mapping[str, Expression]
     variable_errors: tuple[str, ...]
     audits: tuple[tuple[str, Check], ...]
+    together: Check | None
+    """The validations as one list, to learn in one evaluation that all of them hold (the
+    usual case); when one does not, each is evaluated alone to word what failed."""
 
     @classmethod
     def of(cls, policy: Mapping[str, Any]) -> Compiled:
@@ -91,19 +110,26 @@ class Compiled:
             for n, v in enumerate(spec.get("validations") or [])
             if v.get("messageExpression")
         }
+        validations = checks("validations", "expression")
+        texts = [
+            item.get(member, "")
+            for key, member in EXPRESSIONS
+            for item in spec.get(key) or []
+            if isinstance(item, Mapping)
+        ]
         compiled = cls(
-            str(policy["metadata"].get("resourceVersion", "")),
+            _version(policy),
+            Match.of(spec.get("matchConstraints"), rules_required=True),
+            frozenset(_BOUND.findall(" ".join(str(t) for t in texts))),
             tuple(check for _, check in checks("matchConditions", "expression")),
-            tuple(
-                (v, check, messages.get(n))
-                for n, (v, check) in enumerate(checks("validations", "expression"))
-            ),
+            tuple((v, check, messages.get(n)) for n, (v, check) in enumerate(validations)),
             {v.get("name", ""): c.compiled for v, c in variables if c.compiled is not None},
             tuple(c.error for _, c in variables if c.compiled is None),
             tuple(
                 (a.get("key", ""), check)
                 for a, check in checks("auditAnnotations", "valueExpression")
             ),
+            _together([check for _, check in validations]),
         )
         everything = [c for _, c in variables] + [
             *compiled.conditions,
@@ -139,9 +165,19 @@ class Review:
         return request_of(self.attributes)
 
 
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A policy, compiled, with its bindings and what each binding matches."""
+
+    policy: Mapping[str, Any]
+    compiled: Compiled
+    bindings: tuple[tuple[Mapping[str, Any], Match], ...]
+
+
 class ValidatingAdmissionPolicy:
     """The plugin: reads policies and bindings from informers, parameters from informers
-    of each ``paramKind`` made on first use."""
+    of each ``paramKind`` made on first use. Policies are indexed with their bindings once
+    per change of either, so a write pays for the policies that match it, not for all."""
 
     def __init__(
         self,
@@ -155,45 +191,53 @@ class ValidatingAdmissionPolicy:
         self._bindings = bindings
         self._namespaces = namespaces
         self._params = ParamSources(cluster, stop)
-        self._compiled: dict[str, Compiled] = {}
+        self._index: tuple[tuple[int, int], tuple[Bound, ...]] = ((-1, -1), ())
+        self._lock = threading.Lock()
 
     def validate(self, attributes: Attributes) -> tuple[str, ...]:
-        policies = self._policies.items()
-        if not policies:
+        bound = self._bound()
+        if not bound:
             return ()
         namespace = self._namespaces.get("", attributes.namespace) if attributes.namespace else None
         review = Review(attributes, namespace)
-        bindings = self._bindings.items()
-        for policy in policies:
-            spec = policy.get("spec") or {}
-            if not resources_match(
-                spec.get("matchConstraints"), attributes, namespace, rules_required=True
-            ):
-                continue
-            name = policy["metadata"]["name"]
-            for binding in bindings:
-                binding_spec = binding.get("spec") or {}
-                if binding_spec.get("policyName") != name or not resources_match(
-                    binding_spec.get("matchResources"), attributes, namespace, rules_required=False
-                ):
-                    continue
-                self._apply(policy, binding, review)
+        for each in bound:
+            if each.compiled.match.matches(attributes, namespace):
+                for binding, match in each.bindings:
+                    if match.matches(attributes, namespace):
+                        self._apply(each, binding, review)
         if review.audit:
             attributes.annotate(AUDIT_KEY, json.dumps(review.audit, separators=(",", ":")))
         if review.denial is not None:
             raise review.denial
         return tuple(review.warnings)
 
-    def _compiled_policy(self, policy: Mapping[str, Any]) -> Compiled:
-        name = policy["metadata"]["name"]
-        found = self._compiled.get(name)
-        if found is None or found.version != str(policy["metadata"].get("resourceVersion", "")):
-            found = self._compiled[name] = Compiled.of(policy)
-        return found
+    def _bound(self) -> tuple[Bound, ...]:
+        """The policies with their bindings, as of the last change of either (a policy
+        compiled again only when its resourceVersion moved)."""
+        generations = (self._policies.generation, self._bindings.generation)
+        index = self._index
+        if index[0] == generations:
+            return index[1]
+        with self._lock:
+            known = {b.policy["metadata"]["name"]: b.compiled for b in self._index[1]}
+            by_policy: dict[str, list[tuple[Mapping[str, Any], Match]]] = {}
+            for binding in self._bindings.items():
+                spec = binding.get("spec") or {}
+                match = Match.of(spec.get("matchResources"), rules_required=False)
+                by_policy.setdefault(spec.get("policyName", ""), []).append((binding, match))
+            bound = []
+            for policy in self._policies.items():
+                name = policy["metadata"]["name"]
+                compiled = known.get(name)
+                if compiled is None or compiled.version != _version(policy):
+                    compiled = Compiled.of(policy)
+                bound.append(Bound(policy, compiled, tuple(by_policy.get(name, ()))))
+            self._index = (generations, tuple(bound))
+            return self._index[1]
 
-    def _apply(self, policy: Mapping[str, Any], binding: Mapping[str, Any], review: Review) -> None:
+    def _apply(self, bound: Bound, binding: Mapping[str, Any], review: Review) -> None:
         """Evaluate the policy through one binding, for each of its parameter objects."""
-        attributes = review.attributes
+        attributes, policy, compiled = review.attributes, bound.policy, bound.compiled
         spec, binding_spec = policy.get("spec") or {}, binding.get("spec") or {}
         fails = (spec.get("failurePolicy") or "Fail") == "Fail"
         actions = binding_spec.get("validationActions") or []
@@ -205,15 +249,17 @@ class ValidatingAdmissionPolicy:
             if fails or isinstance(failure, MissingParams):
                 _decide(policy, binding, actions, (0, str(failure), ""), review)
             return
-        compiled = self._compiled_policy(policy)
+        reads = compiled.reads
         for param in params:
             context = Context(
                 object=attributes.object,
-                oldObject=attributes.old_object,
-                request=review.request,
-                params=param,
-                namespaceObject=review.namespace,
-                authorizer=RequestAuthorizer(attributes.authorize),
+                oldObject=attributes.old_object if "oldObject" in reads else None,
+                request=review.request if "request" in reads else None,
+                params=param if "params" in reads else None,
+                namespaceObject=review.namespace if "namespaceObject" in reads else None,
+                authorizer=RequestAuthorizer(attributes.authorize)
+                if "authorizer" in reads
+                else None,
                 variables=compiled.variables,
             )
             for violation in _failures(compiled, context, fails):
@@ -225,6 +271,18 @@ class ValidatingAdmissionPolicy:
                     continue
                 if isinstance(value, str):
                     attributes.annotate(f"{policy['metadata']['name']}/{key}", value)
+
+
+def _together(validations: list[Check]) -> Check | None:
+    """Several validations that compile, as one list expression."""
+    if len(validations) < 2 or any(v.compiled is None for v in validations):
+        return None
+    together = Check.of("[" + ", ".join(f"({v.text})" for v in validations) + "]", "")
+    return together if together.compiled is not None else None
+
+
+def _version(obj: Mapping[str, Any]) -> str:
+    return str(obj["metadata"].get("resourceVersion", ""))
 
 
 def _decide(
@@ -280,6 +338,12 @@ def _failures(compiled: Compiled, context: Context, fails: bool) -> list[Violati
                 return []
     except Failure as failure:
         return [(0, str(failure), "")] if fails else []
+    if compiled.together is not None:
+        try:
+            if all(held is True for held in compiled.together.evaluate(context)):
+                return []
+        except Failure:
+            pass  # each alone says which failed
     found: list[Violation] = []
     for index, (validation, check, message_check) in enumerate(compiled.validations):
         try:
@@ -376,8 +440,8 @@ class RequestAuthorizer:
         except ApiError as error:
             if error.code != 403:
                 raise  # an errored check, as kube's authorizer error
-            return expressions.DENY, error.message
-        return expressions.ALLOW, ""
+            return DENY, error.message
+        return ALLOW, ""
 
 
 class MissingParams(Failure):

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from handlers.admission import expressions
-from handlers.admission.expressions import CompileError, Context, EvaluationError, Expression
-from handlers.admission.quantity import Quantity, QuantityError, parse
+from handlers.admission.cel import expressions
+from handlers.admission.cel.authorizer import ALLOW, NO_OPINION
+from handlers.admission.cel.expressions import CompileError, Context, EvaluationError, Expression
+from handlers.admission.cel.quantity import Quantity, QuantityError, parse
 
 OBJECT = {
     "apiVersion": "v1",
@@ -68,8 +69,8 @@ class FakeAuthorizer:
         call |= {"namespace": namespace, "name": name, "verb": verb, "path": path}
         self.calls.append(call | {"user": self.user})
         if (verb, path or resource) in self.allowed:
-            return expressions.ALLOW, f"{self.user} may"
-        return expressions.NO_OPINION, f"{self.user} may not"
+            return ALLOW, f"{self.user} may"
+        return NO_OPINION, f"{self.user} may not"
 
     def for_user(self, user: str, groups: tuple[str, ...]) -> FakeAuthorizer:
         scoped = FakeAuthorizer(self.allowed, user)
