@@ -122,9 +122,13 @@ class Match:
             r.matches(attributes) for r in self.rules
         ):
             return False
-        if any(r.matches(attributes) for r in self.excluded):
+        if self.excluded and any(r.matches(attributes) for r in self.excluded):
             return False
-        if namespace is not None and not selects(self.namespace_selector, _labels(namespace)):
+        if (
+            self.namespace_selector
+            and namespace is not None
+            and not selects(self.namespace_selector, _labels(namespace))
+        ):
             return False
         return not self.object_selector or (
             (
