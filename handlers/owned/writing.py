@@ -103,6 +103,10 @@ def replace(
     return ObjectResult(row.body, 200, warnings)
 
 
+OPTIONS_KINDS = {CREATE: "CreateOptions", UPDATE: "UpdateOptions", DELETE: "DeleteOptions"}
+"""The options admission sees with each operation (a patch's are UpdateOptions, as kube's)."""
+
+
 def admitted(
     request: ApiRequest,
     deps: Deps,
@@ -127,7 +131,6 @@ def admitted(
             )
             if value
         }
-    kind_of_options = {CREATE: "CreateOptions", UPDATE: "UpdateOptions", DELETE: "DeleteOptions"}
     return deps.admission.validate(
         Attributes(
             operation,
@@ -143,7 +146,7 @@ def admitted(
             request.user,
             dry_run=request.options.dry_run or "All" in options.get("dryRun", ()),
             options={
-                "kind": kind_of_options[operation],
+                "kind": OPTIONS_KINDS[operation],
                 "apiVersion": "meta.k8s.io/v1",
                 **options,
             },
