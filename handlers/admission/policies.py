@@ -12,18 +12,16 @@ import json
 import logging
 import re
 import threading
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from handlers.admission.cel import expressions
-from handlers.admission.cel.authorizer import ALLOW, DENY
 from handlers.admission.cel.expressions import CompileError, Context, EvaluationError, Expression
 from handlers.admission.matching import Match, selects
+from handlers.admission.requests import RequestAuthorizer, request_of
 from handlers.api.admission import Attributes
 from handlers.api.errors import ApiError
-from handlers.api.users import Authorize
 from k8s import paths
 from k8s.client import Cluster, ClusterError
 from k8s.informer import Informer
@@ -378,70 +376,6 @@ def _message(
     if (validation.get("message") or "").strip():
         return str(validation["message"]).strip()
     return f"failed expression: {check.text.strip()}"
-
-
-def request_of(attributes: Attributes) -> dict[str, Any]:
-    """The ``request`` variable: the AdmissionRequest kube would send a webhook."""
-    user = attributes.user
-    kind = {"group": attributes.group, "version": attributes.version, "kind": attributes.kind}
-    resource = {
-        "group": attributes.group,
-        "version": attributes.version,
-        "resource": attributes.resource,
-    }
-    return {
-        "uid": str(uuid.uuid4()),
-        "kind": kind,
-        "resource": resource,
-        "subResource": attributes.subresource,
-        "requestKind": kind,
-        "requestResource": resource,
-        "requestSubResource": attributes.subresource,
-        "name": attributes.name,
-        "namespace": attributes.namespace,
-        "operation": attributes.operation,
-        "userInfo": {
-            "username": user.name if user else "",
-            "uid": user.uid if user else "",
-            "groups": list(user.groups) if user else [],
-            "extra": {k: list(v) for k, v in user.extra.items()} if user else {},
-        },
-        "dryRun": attributes.dry_run,
-        "options": dict(attributes.options),
-    }
-
-
-class RequestAuthorizer:
-    """CEL's ``authorizer``: what the requesting user may do, asked as the request's own
-    authorization asks (a SubjectAccessReview, cached). The reason of a denial is the
-    refusal's whole message."""
-
-    def __init__(self, authorize: Authorize) -> None:
-        self._authorize = authorize
-
-    def __call__(
-        self,
-        *,
-        group: str,
-        resource: str,
-        subresource: str,
-        namespace: str,
-        name: str,
-        verb: str,
-        path: str = "",
-    ) -> tuple[str, str]:
-        try:
-            if path:
-                self._authorize(verb, path=path)
-            else:
-                self._authorize(
-                    verb, group, resource, namespace, name=name, subresource=subresource
-                )
-        except ApiError as error:
-            if error.code != 403:
-                raise  # an errored check, as kube's authorizer error
-            return DENY, error.message
-        return ALLOW, ""
 
 
 class MissingParams(Failure):
