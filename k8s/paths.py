@@ -1,6 +1,6 @@
 """Where the cluster objects this project reads and writes live: the tutorial's Task API
-(``example.example.com/v1``), core Events and Namespaces, and the admission policies. One
-place for each path."""
+(``example.example.com/v1``), core Events and Namespaces, and the admission policies and
+webhook configurations. One place for each path."""
 
 from __future__ import annotations
 
@@ -33,3 +33,5 @@ def group_version(api_version: str) -> str:
 ADMISSION_API = group_version("admissionregistration.k8s.io/v1")
 VALIDATING_POLICIES = f"{ADMISSION_API}/validatingadmissionpolicies"
 VALIDATING_POLICY_BINDINGS = f"{ADMISSION_API}/validatingadmissionpolicybindings"
+MUTATING_WEBHOOKS = f"{ADMISSION_API}/mutatingwebhookconfigurations"
+VALIDATING_WEBHOOKS = f"{ADMISSION_API}/validatingwebhookconfigurations"

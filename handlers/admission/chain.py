@@ -1,5 +1,7 @@
-"""The validating admission chain of an aggregated server, as k8s.io/apiserver's recommended
-options order it, each plugin reading the cluster through informers of this process.
+"""The admission chain of an aggregated server, as k8s.io/apiserver's recommended options
+order it (MutatingAdmissionWebhook; then NamespaceLifecycle, ValidatingAdmissionPolicy,
+ValidatingAdmissionWebhook), each plugin reading the cluster through informers of this
+process.
 
 Without a cluster to read (dev, with no kubeconfig setting), there is no chain: see
 :data:`handlers.api.admission.NO_ADMISSION`.
@@ -11,15 +13,23 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
+from handlers.admission.calls import Caller
 from handlers.admission.lifecycle import NamespaceLifecycle
 from handlers.admission.policies import ValidatingAdmissionPolicy
+from handlers.admission.webhooks import MutatingWebhooks, ValidatingWebhooks, Webhooks
 from handlers.api.admission import Attributes
 from k8s import paths
 from k8s.client import Cluster
 from k8s.informer import Informer
 
 
-class Plugin(Protocol):
+class Mutating(Protocol):
+    def mutate(self, attributes: Attributes) -> tuple[Attributes, tuple[str, ...]]:
+        """The write as the plugin leaves it, and the warnings to send; raises the refusal."""
+        ...
+
+
+class Validating(Protocol):
     def validate(self, attributes: Attributes) -> tuple[str, ...]:
         """The warnings to send; raises the refusal."""
         ...
@@ -28,13 +38,26 @@ class Plugin(Protocol):
 class Chain:
     """Plugins run in order; the first refusal ends the write."""
 
-    def __init__(self, plugins: Sequence[Plugin], informers: Sequence[Informer]) -> None:
-        self._plugins = tuple(plugins)
+    def __init__(
+        self,
+        mutating: Sequence[Mutating],
+        validating: Sequence[Validating],
+        informers: Sequence[Informer],
+    ) -> None:
+        self._mutating = tuple(mutating)
+        self._validating = tuple(validating)
         self._informers = tuple(informers)
+
+    def mutate(self, attributes: Attributes) -> tuple[Attributes, tuple[str, ...]]:
+        warnings: tuple[str, ...] = ()
+        for plugin in self._mutating:
+            attributes, said = plugin.mutate(attributes)
+            warnings += said
+        return attributes, warnings
 
     def validate(self, attributes: Attributes) -> tuple[str, ...]:
         warnings: tuple[str, ...] = ()
-        for plugin in self._plugins:
+        for plugin in self._validating:
             warnings += plugin.validate(attributes)
         return warnings
 
@@ -49,10 +72,15 @@ def connect(cluster: Cluster, stop: threading.Event) -> Chain:
     namespaces = Informer(cluster, paths.namespaces(), stop).start()
     policies = Informer(cluster, paths.VALIDATING_POLICIES, stop).start()
     bindings = Informer(cluster, paths.VALIDATING_POLICY_BINDINGS, stop).start()
+    mutating = Informer(cluster, paths.MUTATING_WEBHOOKS, stop).start()
+    validating = Informer(cluster, paths.VALIDATING_WEBHOOKS, stop).start()
+    caller = Caller()
     return Chain(
+        [MutatingWebhooks(Webhooks(mutating, namespaces, caller))],
         [
             NamespaceLifecycle(namespaces, cluster),
             ValidatingAdmissionPolicy(policies, bindings, namespaces, cluster, stop),
+            ValidatingWebhooks(Webhooks(validating, namespaces, caller)),
         ],
-        [namespaces, policies, bindings],
+        [namespaces, policies, bindings, mutating, validating],
     )

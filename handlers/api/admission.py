@@ -61,7 +61,12 @@ class Attributes:
 
 
 class Admission(Protocol):
-    """The validating chain: returns the warnings to send, or raises the plugin's refusal."""
+    """The chain: its mutating plugins (before the write is validated), then its validating
+    ones (before it is stored). Each returns the warnings to send, or raises its refusal."""
+
+    def mutate(self, attributes: Attributes) -> tuple[Attributes, tuple[str, ...]]:
+        """The write as the mutating plugins leave it (its ``object`` maybe changed)."""
+        ...
 
     def validate(self, attributes: Attributes) -> tuple[str, ...]: ...
 
@@ -72,6 +77,9 @@ class Admission(Protocol):
 
 class NoAdmission:
     """The chain with no plugin: no cluster is configured to read policies from."""
+
+    def mutate(self, attributes: Attributes) -> tuple[Attributes, tuple[str, ...]]:
+        return attributes, ()
 
     def validate(self, attributes: Attributes) -> tuple[str, ...]:
         return ()

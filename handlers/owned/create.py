@@ -13,7 +13,7 @@ from handlers.api.contract import ApiRequest, Deps, ObjectResult
 from handlers.api.errors import Cause, bad_request
 from handlers.owned.managedfields import Operation
 from handlers.owned.validation import checked
-from handlers.owned.writing import SERVER_OWNED, admitted
+from handlers.owned.writing import SERVER_OWNED, admitted, mutated
 from store import AlreadyExists
 
 
@@ -31,6 +31,8 @@ def created(
     """Store ``obj``, checked and with its managers, as a new object (201)."""
     kind = request.kind
     strategy = kind.strategy(request.subresource)
+    obj, mutations = mutated(request, deps, CREATE, obj, None, name=obj["metadata"].get("name"))
+    warnings += mutations
     meta = obj["metadata"]
     if "resourceVersion" in meta:
         raise bad_request("resourceVersion should not be set on objects to be created")

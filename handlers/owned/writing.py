@@ -16,6 +16,7 @@ from handlers.api.admission import CREATE, DELETE, UPDATE, Attributes
 from handlers.api.contract import ApiRequest, Deps, ObjectResult
 from handlers.api.errors import Cause, bad_request
 from handlers.owned.managedfields import Operation
+from handlers.owned.validation import checked
 from store import Conflict, NotFound, Row, encode
 
 SERVER_OWNED = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "selfLink")
@@ -64,6 +65,9 @@ def replace(
             meta[key] = old_meta[key]
     if not applied:
         Operation.of(request, deps).updated(old, obj)
+    obj, mutations = mutated(request, deps, UPDATE, obj, old)
+    warnings += mutations
+    meta = obj["metadata"]
     managed = meta.get("managedFields")
     obj = strategy.prepare_for_update(obj, old)
     meta = obj["metadata"]
@@ -117,8 +121,41 @@ def admitted(
     name: str | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> tuple[str, ...]:
-    """The validating admission chain's warnings for this write, or its refusal. ``name``
-    is the request's (default: the URL's); ``options`` the DeleteOptions of a delete."""
+    """The validating admission chain's warnings for this write, or its refusal."""
+    return deps.admission.validate(_attributes(request, operation, obj, old, name, options))
+
+
+def mutated(
+    request: ApiRequest,
+    deps: Deps,
+    operation: str,
+    obj: dict[str, Any],
+    old: Mapping[str, Any] | None,
+    *,
+    name: str | None = None,
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The object as the mutating admission chain leaves it, checked again against the
+    kind's schema when it changed (a webhook's patch is pruned, defaulted and validated as a
+    body is), with the warnings to send."""
+    attributes, warnings = deps.admission.mutate(
+        _attributes(request, operation, obj, old, name, None)
+    )
+    if attributes.object is obj:
+        return obj, warnings
+    checked_obj, more = checked(request, attributes.object)
+    return checked_obj, warnings + more
+
+
+def _attributes(
+    request: ApiRequest,
+    operation: str,
+    obj: Mapping[str, Any] | None,
+    old: Mapping[str, Any] | None,
+    name: str | None,
+    options: Mapping[str, Any] | None,
+) -> Attributes:
+    """The write as admission sees it: ``name`` is the request's (default: the URL's);
+    ``options`` the DeleteOptions of a delete (else the write's own)."""
     kind = request.kind
     if options is None:
         written = request.options
@@ -131,28 +168,22 @@ def admitted(
             )
             if value
         }
-    return deps.admission.validate(
-        Attributes(
-            operation,
-            kind.group,
-            kind.version,
-            kind.kind,
-            kind.plural,
-            request.subresource or "",
-            request.namespace or "",
-            request.name or "" if name is None else name,
-            obj,
-            old,
-            request.user,
-            dry_run=request.options.dry_run or "All" in options.get("dryRun", ()),
-            options={
-                "kind": OPTIONS_KINDS[operation],
-                "apiVersion": "meta.k8s.io/v1",
-                **options,
-            },
-            annotate=request.annotate,
-            authorize=request.authorize,
-        )
+    return Attributes(
+        operation,
+        kind.group,
+        kind.version,
+        kind.kind,
+        kind.plural,
+        request.subresource or "",
+        request.namespace or "",
+        request.name or "" if name is None else name,
+        obj,
+        old,
+        request.user,
+        dry_run=request.options.dry_run or "All" in options.get("dryRun", ()),
+        options={"kind": OPTIONS_KINDS[operation], "apiVersion": "meta.k8s.io/v1", **options},
+        annotate=request.annotate,
+        authorize=request.authorize,
     )
 
 
@@ -205,7 +236,9 @@ def delete_one(
                     f"Precondition failed: {label} in precondition: {wanted}, "
                     f"{label} in object meta: {actual}",
                 )
-        admitted(request, deps, DELETE, None, obj, name=name, options=options)
+        attributes = _attributes(request, DELETE, None, obj, name, options)
+        deps.admission.mutate(attributes)  # webhooks may watch deletes; nothing to patch
+        deps.admission.validate(attributes)
         finalizers = meta.get("finalizers") or []
         kept = collector_finalizers(finalizers, options)
         try:

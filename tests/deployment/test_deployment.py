@@ -250,6 +250,8 @@ def test_a8_rbac_binds_what_the_server_and_the_controller_need(
         ("", "namespaces", "get"),  # the live look on a miss
         ("admissionregistration.k8s.io", "validatingadmissionpolicies", "watch"),
         ("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "watch"),
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "watch"),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "watch"),
     } <= allowed(f"{SERVICE}:reader")
     assert controller in bound("ClusterRoleBinding", "task-controller")
     assert {

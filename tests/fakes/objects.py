@@ -112,8 +112,25 @@ VALIDATING_POLICY_BINDINGS = Kind(
     generation=True,
     namespaced=False,
 )
-"""Cluster-scoped, stored as given: kube's validation of policies (their CEL compiled by
-kube-apiserver) is not modelled, so a test can store one kube would refuse."""
+MUTATING_WEBHOOKS = Kind(
+    "mutatingwebhookconfigurations",
+    ADMISSION_GROUP,
+    "MutatingWebhookConfiguration",
+    {},
+    generation=True,
+    namespaced=False,
+)
+VALIDATING_WEBHOOKS = Kind(
+    "validatingwebhookconfigurations",
+    ADMISSION_GROUP,
+    "ValidatingWebhookConfiguration",
+    {},
+    generation=True,
+    namespaced=False,
+)
+"""Cluster-scoped, stored as given: kube's validation of policies and webhook configurations
+(their CEL compiled by kube-apiserver) is not modelled, so a test can store one kube would
+refuse."""
 KINDS = (
     TASKS,
     EVENTS,
@@ -121,6 +138,8 @@ KINDS = (
     CONFIGMAPS,
     VALIDATING_POLICIES,
     VALIDATING_POLICY_BINDINGS,
+    MUTATING_WEBHOOKS,
+    VALIDATING_WEBHOOKS,
 )
 
 GENERATE_NAME_ATTEMPTS = 8

@@ -1,7 +1,7 @@
 """R12 admission with every kubectl: the README's ValidatingAdmissionPolicy, applied with
 kubectl to the cluster the server reads, refuses a customtask in kube's words; bound with
-``Warn`` instead, the write goes through and kubectl prints the policy's warning; and
-NamespaceLifecycle's refusal reads as kube-apiserver's."""
+``Warn`` instead, the write goes through and kubectl prints the policy's warning;
+NamespaceLifecycle's refusal and a validating webhook's read as kube-apiserver's."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devtools.certs import new_ca
 from tests.fakes.cluster import FakeCluster, authentication_data
-from tests.fakes.objects import NAMESPACES, VALIDATING_POLICY_BINDINGS
+from tests.fakes.objects import NAMESPACES, VALIDATING_POLICY_BINDINGS, VALIDATING_WEBHOOKS
+from tests.fakes.webhooks import FakeWebhook
 from tests.support.clusterapp import eventually
 from tests.support.kubectl import BINARIES, Kubectl
 from tests.support.servers import ROOT, Pki, Server, run_server
@@ -134,3 +136,49 @@ def test_a_terminating_namespace_refuses_new_content_as_kube_does(kubectl: Kubec
     out = kubectl.fails("create", "-n", "nowhere", "-f", kubectl.write("x.yaml", task))
     assert "Error from server (NotFound): error when creating" in out
     assert 'namespaces "nowhere" not found' in out
+
+
+@pytest.fixture(scope="module")
+def refusing(setup: Setup) -> Iterator[FakeWebhook]:
+    """A validating webhook refusing priority 9, configured in the cluster."""
+
+    def decide(request: dict[str, Any]) -> dict[str, Any]:
+        if (request.get("object") or {}).get("spec", {}).get("priority") == 9:
+            return {"allowed": False, "status": {"code": 403, "message": "priority 9 is reserved"}}
+        return {"allowed": True}
+
+    with FakeWebhook(decide) as webhook:
+        hook = {
+            "name": "reserved.example.com",
+            "clientConfig": webhook.client_config("/reserved"),
+            "rules": [
+                {
+                    "apiGroups": ["search.task.example.example.com"],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": ["customtasks"],
+                }
+            ],
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+        }
+        setup.cluster.objects.put(
+            VALIDATING_WEBHOOKS, {"metadata": {"name": "reserved"}, "webhooks": [hook]}
+        )
+        yield webhook
+
+
+def test_a_validating_webhooks_refusal_through_kubectl(
+    kubectl: Kubectl, refusing: FakeWebhook
+) -> None:
+    name = f"nine-{kubectl.tag}"
+    task = urgent(name, "the reason")
+    task["spec"] = {**task["spec"], "priority": 9}  # type: ignore[dict-item]
+    manifest = kubectl.write(f"{name}.yaml", task)
+    message = 'admission webhook "reserved.example.com" denied the request: priority 9 is reserved'
+    eventually(
+        lambda: message in kubectl.run("create", "-n", "team", "-f", manifest).stderr, "refused"
+    )
+    out = kubectl.fails("create", "-n", "team", "-f", manifest)
+    assert out == f'Error from server: error when creating "{manifest}": {message}\n'
+    assert any(r["name"] == name for r in refusing.requests())

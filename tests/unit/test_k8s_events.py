@@ -89,10 +89,10 @@ def test_one_list_per_namespace_by_label_presence_grouped_oldest_first(
 
 def test_entries_expire_after_the_ttl(mocked: responses.RequestsMock, cluster: Cluster) -> None:
     answer_by_namespace(mocked, [])
-    cache = TaskEvents(cluster, ttl=0.05)
+    cache = TaskEvents(cluster, ttl=0.5)  # room for a loaded machine between the first two
     cache.in_namespace("a")
     cache.in_namespace("a")
-    time.sleep(0.1)
+    time.sleep(0.6)
     cache.in_namespace("a")
     assert len(mocked.calls) == 2
 

@@ -1,0 +1,358 @@
+"""R12 admission webhooks: the cluster's Mutating- and ValidatingWebhookConfigurations
+(admissionregistration.k8s.io/v1, read from the fake cluster through list+watch) called for
+writes of our kinds as kube-apiserver calls them, against real HTTPS webhooks with their own
+CA. kube's words (k8s.io/apiserver, admission/plugin/webhook): "admission webhook %q denied
+the request: %s" (ToStatusErr, the webhook's Status kept, never a code below 400), "failed
+calling webhook %q: %v" (an InternalError when failurePolicy is Fail), "admission webhook %q
+does not support dry run" (a BadRequest)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from falcon.testing import Result, TestClient
+
+from tests.app.test_crud import GV, post, status_of, task
+from tests.fakes.cluster import FakeCluster
+from tests.fakes.objects import MUTATING_WEBHOOKS, NAMESPACES, VALIDATING_WEBHOOKS
+from tests.fakes.webhooks import FakeWebhook, json_patch
+from tests.support.clusterapp import cluster_app, eventually
+
+TASKS = f"{GV}/namespaces/team/customtasks"
+RULE = {
+    "apiGroups": ["search.task.example.example.com"],
+    "apiVersions": ["v1"],
+    "operations": ["CREATE", "UPDATE"],
+    "resources": ["customtasks", "customtasks/status"],
+}
+MERGE = "application/merge-patch+json"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeCluster]:
+    with FakeCluster() as cluster:
+        cluster.objects.put(NAMESPACES, {"metadata": {"name": "team", "labels": {"tier": "gold"}}})
+        cluster.objects.put(NAMESPACES, {"metadata": {"name": "lab"}})
+        yield cluster
+
+
+@pytest.fixture
+def client(fake: FakeCluster, tmp_path: Path) -> Iterator[TestClient]:
+    with cluster_app(fake, tmp_path) as app:
+        yield app
+
+
+@pytest.fixture
+def webhook() -> Iterator[FakeWebhook]:
+    with FakeWebhook() as server:
+        yield server
+
+
+def configure(
+    fake: FakeCluster, webhook: FakeWebhook, name: str, *, mutating: bool = False, **hook: Any
+) -> None:
+    """One webhook, named ``<name>.example.com``, in a configuration named ``name``."""
+    entry = {
+        "name": f"{name}.example.com",
+        "clientConfig": webhook.client_config(f"/{name}"),
+        "rules": [RULE],
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+        **hook,
+    }
+    kind = MUTATING_WEBHOOKS if mutating else VALIDATING_WEBHOOKS
+    fake.objects.put(kind, {"metadata": {"name": name}, "webhooks": [entry]})
+
+
+def priority_9_refused(request: dict[str, Any]) -> dict[str, Any]:
+    if (request.get("object") or {}).get("spec", {}).get("priority") == 9:
+        return {"allowed": False, "status": {"code": 403, "message": "priority 9 is reserved"}}
+    return {"allowed": True}
+
+
+def high(name: str, priority: int = 9, **meta: Any) -> dict[str, Any]:
+    body = task(name, **meta)
+    body["spec"]["priority"] = priority
+    return body
+
+
+def until(client: TestClient, body: dict[str, Any], code: int, path: str = TASKS) -> Result:
+    """The first answer with ``code`` once the server has seen the configuration (each
+    try that created the object deletes it again)."""
+    answers: list[Result] = []
+
+    def seen() -> bool:
+        answer = post(client, path, body)
+        if answer.status_code == 201 and code != 201:
+            client.simulate_delete(f"{path}/{body['metadata']['name']}")
+        answers.append(answer)
+        return answer.status_code == code
+
+    eventually(seen, f"answered {code}")
+    return answers[-1]
+
+
+def patch(client: TestClient, name: str, body: dict[str, Any], sub: str = "") -> Result:
+    path = f"{TASKS}/{name}" + (f"/{sub}" if sub else "")
+    return client.simulate_patch(path, body=orjson.dumps(body), content_type=MERGE)
+
+
+def test_a_validating_webhook_refuses_a_create_an_update_and_a_patch(
+    client: TestClient, fake: FakeCluster, webhook: FakeWebhook
+) -> None:
+    assert post(client, TASKS, high("kept", 3)).status_code == 201
+    webhook.decide = priority_9_refused
+    configure(fake, webhook, "deny")
+    refused = until(client, high("t"), 403)
+    message = 'admission webhook "deny.example.com" denied the request: priority 9 is reserved'
+    assert refused.json["message"] == message
+    assert refused.json["reason"] == ""  # the webhook's own Status: it gave no reason
+    assert client.simulate_get(f"{TASKS}/t").status_code == 404
+    stored = client.simulate_get(f"{TASKS}/kept").json
+    stored["spec"]["priority"] = 9
+    put = client.simulate_put(f"{TASKS}/kept", body=orjson.dumps(stored))
+    assert (put.status_code, put.json["message"]) == (403, message)
+    patched = patch(client, "kept", {"spec": {"priority": 9}})
+    assert (patched.status_code, patched.json["message"]) == (403, message)
+    assert client.simulate_get(f"{TASKS}/kept").json["spec"]["priority"] == 3
+
+    review = webhook.requests()[-1]
+    assert review["operation"] == "UPDATE" and review["oldObject"]["spec"]["priority"] == 3
+    assert review["object"]["spec"]["priority"] == 9
+    assert review["kind"] == {
+        "group": "search.task.example.example.com",
+        "version": "v1",
+        "kind": "CustomTask",
+    }
+    assert review["resource"]["resource"] == "customtasks"
+    assert (review["name"], review["namespace"], review["dryRun"]) == ("kept", "team", False)
+    assert review["userInfo"]["username"] == "system:anonymous"
+    assert review["options"]["kind"] == "UpdateOptions"
+    assert len({r["uid"] for r in webhook.requests()}) == len(webhook.requests())
+
+
+def test_a_webhooks_status_keeps_its_code_and_reason_and_a_refusal_without_words(
+    client: TestClient, fake: FakeCluster, webhook: FakeWebhook
+) -> None:
+    webhook.decide = lambda request: {
+        "allowed": False,
+        "status": {"code": 422, "reason": "Invalid", "message": "no"},
+    }
+    configure(fake, webhook, "strict")
+    refused = until(client, high("t"), 422)
+    assert status_of(refused) == (422, "Invalid")
+    webhook.decide = lambda request: {"allowed": False, "status": {"code": 200}}
+    bare = post(client, TASKS, high("u"))
+    assert bare.status_code == 403  # never a code below 400 with a refusal
+    assert bare.json["message"] == (
+        'admission webhook "strict.example.com" denied the request without explanation'
+    )
+
+
+def created_once_seen(client: TestClient, body: dict[str, Any], seen: Any) -> Result:
+    """A create answered once ``seen(answer)`` (each earlier one deleted again)."""
+    answers: list[Result] = []
+
+    def done() -> bool:
+        answer = post(client, TASKS, body)
+        assert answer.status_code == 201, answer.text
+        answers.append(answer)
+        if seen(answer):
+            return True
+        client.simulate_delete(f"{TASKS}/{body['metadata']['name']}")
+        return False
+
+    eventually(done, "the configuration applied")
+    return answers[-1]
+
+
+def labels_of(answer: Result) -> dict[str, str]:
+    labels: dict[str, str] = answer.json["metadata"].get("labels") or {}
+    return labels
+
+
+def test_a_mutating_webhook_patches_and_the_object_is_then_checked(
+    client: TestClient, fake: FakeCluster, webhook: FakeWebhook
+) -> None:
+    webhook.decide = lambda request: json_patch(
+        [{"op": "add", "path": "/metadata/labels", "value": {"mutated": "yes"}}]
+    )
+    configure(fake, webhook, "label", mutating=True)
+    created_once_seen(client, high("m", 3), lambda answer: labels_of(answer) == {"mutated": "yes"})
+    assert client.simulate_get(f"{TASKS}/m").json["metadata"]["labels"] == {"mutated": "yes"}
+
+    webhook.decide = lambda request: json_patch(
+        [{"op": "replace", "path": "/spec/priority", "value": "urgent"}]
+    )
+    invalid = post(client, TASKS, high("n", 3))
+    assert status_of(invalid) == (422, "Invalid")  # the patched object fails the schema
+    assert "spec.priority" in invalid.json["message"]
+
+
+def test_a_webhook_asking_for_it_is_called_again_after_a_later_change(
+    client: TestClient, fake: FakeCluster, webhook: FakeWebhook
+) -> None:
+    with FakeWebhook() as second:
+        second.decide = lambda request: json_patch(
+            [{"op": "add", "path": "/metadata/labels", "value": {"second": "yes"}}]
+        )
+        configure(fake, webhook, "a-first", mutating=True, reinvocationPolicy="IfNeeded")
+        configure(fake, second, "b-second", mutating=True)
+        created_once_seen(
+            client,
+            high("r", 3),
+            lambda answer: (
+                labels_of(answer) == {"second": "yes"}
+                and any(r["name"] == "r" for r in webhook.requests())
+            ),
+        )
+        first_calls = [r for r in webhook.requests() if r["name"] == "r"]
+        second_calls = [r for r in second.requests() if r["name"] == "r"]
+        assert second_calls  # the last create: first, second, then first again
+        assert "labels" not in second_calls[-1]["object"]["metadata"]
+        assert "labels" not in first_calls[-2]["object"]["metadata"]
+        assert first_calls[-1]["object"]["metadata"]["labels"] == {"second": "yes"}
+
+
+def test_warnings_become_warning_headers(
+    client: TestClient, fake: FakeCluster, webhook: FakeWebhook
+) -> None:
+    webhook.decide = lambda request: {"allowed": True, "warnings": ["priority is high"]}
+    configure(fake, webhook, "warn")
+
+    def warned() -> bool:
+        answer = post(client, TASKS, high("w"))
+        client.simulate_delete(f"{TASKS}/w")
+        return answer.headers.get("warning") == '299 - "priority is high"'
+
+    eventually(warned, "warned")
+
+
+def test_namespace_and_object_selectors_and_match_conditions(
+    client: TestClient, fake: FakeCluster, webhook: FakeWebhook
+) -> None:
+    webhook.decide = lambda request: {"allowed": False}
+    configure(
+        fake,
+        webhook,
+        "picky",
+        namespaceSelector={"matchLabels": {"tier": "gold"}},
+        objectSelector={"matchExpressions": [{"key": "checked", "operator": "Exists"}]},
+        matchConditions=[{"name": "high", "expression": "object.spec.priority > 5"}],
+    )
+    until(client, high("x", labels={"checked": "1"}), 403)
+    assert post(client, TASKS, high("unlabelled")).status_code == 201
+    assert post(client, TASKS, high("low", 2, labels={"checked": "1"})).status_code == 201
+    lab = f"{GV}/namespaces/lab/customtasks"
+    assert post(client, lab, high("elsewhere", labels={"checked": "1"})).status_code == 201
+    assert {r["name"] for r in webhook.requests()} == {"x"}  # only what every test passed
+
+
+@pytest.mark.parametrize("fault", ["timeout", "unreachable", "malformed", "wrong uid"])
+@pytest.mark.parametrize("failure_policy", ["Fail", "Ignore"])
+def test_a_webhook_without_a_usable_answer_follows_its_failure_policy(
+    client: TestClient,
+    fake: FakeCluster,
+    webhook: FakeWebhook,
+    fault: str,
+    failure_policy: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = webhook.client_config("/faulty")
+    if fault == "timeout":
+        webhook.delay = 1.5
+    elif fault == "unreachable":
+        config = {**config, "url": "https://127.0.0.1:9/faulty"}  # nothing listens there
+    elif fault == "malformed":
+        webhook.malformed = True
+    else:
+        webhook.wrong_uid = True
+    configure(
+        fake, webhook, "faulty", clientConfig=config, timeoutSeconds=1, failurePolicy=failure_policy
+    )
+    if failure_policy == "Ignore":  # each write goes through, and the failure is logged
+
+        def failed_open() -> bool:
+            caplog.clear()
+            assert post(client, TASKS, high("through")).status_code == 201
+            client.simulate_delete(f"{TASKS}/through")
+            return any(
+                'failed calling webhook "faulty.example.com"' in r.getMessage()
+                and "failing open" in r.getMessage()
+                for r in caplog.records
+            )
+
+        eventually(failed_open, "failed open")
+        return
+    refused = until(client, high("t"), 500)
+    assert status_of(refused) == (500, "InternalError")
+    prefix = 'Internal error occurred: failed calling webhook "faulty.example.com": '
+    message = refused.json["message"]
+    assert message.startswith(prefix), message
+    reason = message.removeprefix(prefix)
+    url = f"{config['url']}?timeout=1s"
+    expected = {
+        "timeout": f'Post "{url}": context deadline exceeded',
+        "unreachable": f'Post "{url}": dial tcp 127.0.0.1:9: connect: connection refused',
+        "wrong uid": "received invalid webhook response: expected response.uid=",
+        "malformed": "received invalid webhook response: ",
+    }[fault]
+    assert reason.startswith(expected), reason
+
+
+def test_dry_run_needs_a_webhook_without_side_effects(
+    client: TestClient, fake: FakeCluster, webhook: FakeWebhook
+) -> None:
+    configure(fake, webhook, "unknown", sideEffects="Unknown")
+    eventually(
+        lambda: post(client, TASKS, task("d"), params={"dryRun": "All"}).status_code == 400,
+        "refused",
+    )
+    refused = post(client, TASKS, task("d"), params={"dryRun": "All"})
+    assert (
+        refused.json["message"]
+        == 'admission webhook "unknown.example.com" does not support dry run'
+    )
+    fake.objects.delete(VALIDATING_WEBHOOKS, "", "unknown")
+    configure(fake, webhook, "none", sideEffects="None")
+
+    def called() -> bool:
+        answer = post(client, TASKS, task("d"), params={"dryRun": "All"})
+        assert answer.status_code in (201, 400), answer.text
+        return any(r["dryRun"] for r in webhook.requests())
+
+    eventually(called, "called with dryRun")
+    assert client.simulate_get(f"{TASKS}/d").status_code == 404
+
+
+def test_a_delete_is_sent_with_the_old_object_and_status_with_its_subresource(
+    client: TestClient, fake: FakeCluster, webhook: FakeWebhook
+) -> None:
+    assert post(client, TASKS, high("s", 3)).status_code == 201
+    configure(fake, webhook, "all", rules=[{**RULE, "operations": ["*"]}])
+
+    def deleted_after_seen() -> bool:
+        post(client, TASKS, high("probe", 3))
+        client.simulate_delete(f"{TASKS}/probe")
+        return any(r["operation"] == "DELETE" for r in webhook.requests())
+
+    eventually(deleted_after_seen, "a delete sent")
+    (gone,) = [r for r in webhook.requests() if r["operation"] == "DELETE"][:1]
+    assert gone["object"] is None and gone["oldObject"]["metadata"]["name"] == "probe"
+    assert gone["options"]["kind"] == "DeleteOptions"
+    assert patch(client, "s", {"status": {"phase": "x"}}, "status").status_code == 200
+    status = [r for r in webhook.requests() if r["name"] == "s"][-1]
+    assert status["subResource"] == "status" and status["requestSubResource"] == "status"
+
+
+def test_a_webhook_added_while_serving_applies_to_the_next_request(
+    client: TestClient, fake: FakeCluster, webhook: FakeWebhook
+) -> None:
+    assert post(client, TASKS, high("before")).status_code == 201
+    webhook.decide = priority_9_refused
+    configure(fake, webhook, "late")
+    eventually(lambda: post(client, TASKS, high("after")).status_code == 403, "applied", 1.0)
