@@ -19,6 +19,7 @@ from handlers.api.users import User
 from handlers.registry import Served, find
 from k8s.upstream import Upstream
 from proxy import decoding, lifecycle, streaming
+from proxy.deadline import Deadline
 from proxy.negotiation import negotiate
 from proxy.render import render
 from proxy.requestinfo import RequestInfo
@@ -84,6 +85,7 @@ class Resources:
             else NO_OPTIONS,
             user_agent=req.user_agent or "",
             annotate=req.context.annotations.__setitem__,
+            deadline=_due(req),
             plain=output.form == "text",
         )
         deps = Deps(
@@ -169,3 +171,8 @@ def _authorize_also(
     if namespace is not None:
         info = dataclasses.replace(info, namespace=namespace or None)
     authorize(dataclasses.replace(info, verb=verb))
+
+
+def _due(req: falcon.Request) -> float | None:
+    deadline: Deadline | None = getattr(req.context, "deadline", None)
+    return deadline.at if deadline is not None else None

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -74,12 +75,19 @@ class Caller:
         request: dict[str, Any],
         timeout_seconds: int | None,
         version: str = "v1",
+        deadline: float | None = None,
     ) -> dict[str, Any]:
-        """The webhook's AdmissionReview ``response`` to ``request`` (uid checked)."""
+        """The webhook's AdmissionReview ``response`` to ``request`` (uid checked), waited
+        for no longer than its timeout, nor past the request's ``deadline``."""
         api_version = f"{REVIEW_GROUP}/{version}"
         seconds = min(timeout_seconds or DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS)
         separator = "&" if urlsplit(endpoint.url).query else "?"
         url = f"{endpoint.url}{separator}timeout={seconds}s"
+        wait: float = seconds
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
+            if wait <= 0:
+                raise CallFailed(name, f'Post "{url}": context deadline exceeded')
         body = orjson.dumps(
             {"apiVersion": api_version, "kind": "AdmissionReview", "request": request}
         )
@@ -88,7 +96,7 @@ class Caller:
                 url,
                 data=body,
                 headers={"Content-Type": "application/json", "Accept": "application/json"},
-                timeout=seconds,
+                timeout=wait,
             )
         except requests.RequestException as error:
             raise CallFailed(name, f'Post "{url}": {_go_words(error)}') from None

@@ -148,7 +148,12 @@ class Webhooks:
                 "oldObject": attributes.old_object,
             }
             response = self._caller.review(
-                hook.name, hook.endpoint, request, hook.timeout_seconds, hook.version
+                hook.name,
+                hook.endpoint,
+                request,
+                hook.timeout_seconds,
+                hook.version,
+                attributes.deadline,
             )
         except CallFailed as failed:
             _failed(hook, failed)

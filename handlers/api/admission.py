@@ -38,6 +38,8 @@ class Attributes:
     """Records an audit annotation on the request (its log line carries them)."""
     authorize: Authorize = allowed
     """Asks whether the requesting user may do something else (CEL's ``authorizer``)."""
+    deadline: float | None = None
+    """When the request's answer is due (``time.monotonic()``): webhook calls end by then."""
 
     @property
     def namespaced_name(self) -> str:

@@ -46,6 +46,9 @@ class ApiRequest:
     """Names the manager of a write that gives no ``fieldManager``."""
     annotate: Callable[[str, str], None] = lambda key, value: None
     """Records an audit annotation (``key``, ``value``) in the request's log line."""
+    deadline: float | None = None
+    """When the answer is due (``time.monotonic()``): calls made for the request (admission
+    webhooks) end by then."""
     plain: bool = False
     """The answer goes out as plain text (a resource's ``plain`` form): no list metadata, so
     no continue token can tell that more follow."""

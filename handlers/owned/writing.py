@@ -184,6 +184,7 @@ def _attributes(
         options={"kind": OPTIONS_KINDS[operation], "apiVersion": "meta.k8s.io/v1", **options},
         annotate=request.annotate,
         authorize=request.authorize,
+        deadline=request.deadline,
     )
 
 

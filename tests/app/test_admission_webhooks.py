@@ -8,6 +8,7 @@ does not support dry run" (a BadRequest)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import orjson
 import pytest
 from falcon.testing import Result, TestClient
 
+from handlers.admission.calls import Endpoint
 from tests.app.test_crud import GV, post, status_of, task
 from tests.fakes.cluster import FakeCluster
 from tests.fakes.objects import MUTATING_WEBHOOKS, NAMESPACES, VALIDATING_WEBHOOKS
@@ -94,6 +96,18 @@ def until(client: TestClient, body: dict[str, Any], code: int, path: str = TASKS
 
     eventually(seen, f"answered {code}")
     return answers[-1]
+
+
+def until_called(client: TestClient, webhook: FakeWebhook) -> None:
+    """Write until the server has seen the configuration and called ``webhook``."""
+
+    def called() -> bool:
+        answer = post(client, TASKS, high("probe", 3))
+        assert answer.status_code == 201, answer.text
+        client.simulate_delete(f"{TASKS}/probe")
+        return bool(webhook.requests())
+
+    eventually(called, "called")
 
 
 def patch(client: TestClient, name: str, body: dict[str, Any], sub: str = "") -> Result:
@@ -356,3 +370,99 @@ def test_a_webhook_added_while_serving_applies_to_the_next_request(
     webhook.decide = priority_9_refused
     configure(fake, webhook, "late")
     eventually(lambda: post(client, TASKS, high("after")).status_code == 403, "applied", 1.0)
+
+
+def test_validating_webhooks_are_called_at_once(
+    client: TestClient, fake: FakeCluster, webhook: FakeWebhook
+) -> None:
+    """The first answers only once the second has been called: called one after the other,
+    the first would wait out its timeout and fail the write."""
+    second_called = threading.Event()
+
+    def first(request: dict[str, Any]) -> dict[str, Any]:
+        return {"allowed": second_called.wait(5)}
+
+    def second(request: dict[str, Any]) -> dict[str, Any]:
+        second_called.set()
+        return {"allowed": True}
+
+    with FakeWebhook(second) as other:
+        webhook.decide = first
+        configure(fake, webhook, "a-waits", timeoutSeconds=10)
+        configure(fake, other, "b-unblocks", timeoutSeconds=10)
+
+        def both_seen() -> bool:
+            second_called.clear()
+            answer = post(client, TASKS, high("p", 3))
+            assert answer.status_code in (201, 403), answer.text
+            client.simulate_delete(f"{TASKS}/p")
+            return answer.status_code == 201 and bool(other.requests()) and bool(webhook.requests())
+
+        eventually(both_seen, "both called", 20)
+
+
+def test_one_connection_per_webhook_is_reused(
+    client: TestClient, fake: FakeCluster, webhook: FakeWebhook
+) -> None:
+    configure(fake, webhook, "reused")
+    until_called(client, webhook)
+    before = webhook.connections
+    for n in range(5):
+        assert post(client, TASKS, high(f"more-{n}", 3)).status_code == 201
+    assert len(webhook.requests()) >= 6
+    assert webhook.connections == before  # every call on the connection already open
+
+
+def test_the_review_version_is_negotiated(
+    client: TestClient, fake: FakeCluster, webhook: FakeWebhook
+) -> None:
+    configure(fake, webhook, "old", admissionReviewVersions=["v1beta1"])
+    until_called(client, webhook)
+    assert webhook.reviews[-1]["apiVersion"] == "admission.k8s.io/v1beta1"
+    configure(fake, webhook, "future", admissionReviewVersions=["v2"])
+    refused = until(client, high("f", 3), 500)
+    assert refused.json["message"] == (
+        'Internal error occurred: failed calling webhook "future.example.com": webhook does not '
+        "accept known AdmissionReview versions"
+    )
+
+
+def test_a_new_ca_bundle_applies_without_a_restart(
+    client: TestClient, fake: FakeCluster, webhook: FakeWebhook
+) -> None:
+    with FakeWebhook() as stranger:  # its CA did not sign the webhook's certificate
+        wrong = {**webhook.client_config("/rotated"), "caBundle": stranger.ca_bundle}
+    configure(fake, webhook, "rotated", clientConfig=wrong)
+    refused = until(client, high("c", 3), 500)
+    assert refused.json["message"].endswith(
+        "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+    )
+    fixed = fake.objects.read(VALIDATING_WEBHOOKS, "", "rotated")
+    fixed["webhooks"][0]["clientConfig"] = webhook.client_config("/rotated")
+    fake.objects.update(VALIDATING_WEBHOOKS, "", "rotated", fixed)
+    until(client, high("c", 3), 201)
+
+
+def test_a_slow_webhook_is_cut_at_the_requests_deadline(
+    client: TestClient, fake: FakeCluster, webhook: FakeWebhook
+) -> None:
+    """A webhook given 10 s, answering in 3, on a request due in 1: the call ends at the
+    deadline and nothing is stored (had it been waited for, its yes would have stored the
+    object behind the 504)."""
+    configure(fake, webhook, "slow", timeoutSeconds=10)
+    until_called(client, webhook)
+    webhook.delay = 3.0
+    answer = post(client, TASKS, high("late", 3), params={"timeout": "1s"})
+    assert answer.status_code in (500, 504), answer.text
+    webhook.delay = 0.0
+    assert client.simulate_get(f"{TASKS}/late").status_code == 404
+
+
+def test_a_service_reference_is_its_cluster_name() -> None:
+    endpoint = Endpoint.of(
+        {"service": {"namespace": "policy", "name": "gatekeeper", "path": "/v1/admit"}}
+    )
+    assert endpoint.url == "https://gatekeeper.policy.svc:443/v1/admit"
+    assert Endpoint.of({"service": {"namespace": "n", "name": "s", "port": 8443}}).url == (
+        "https://s.n.svc:8443"
+    )

@@ -45,6 +45,8 @@ class FakeWebhook:
         self.malformed = False
         self.wrong_uid = False
         self.reviews: list[dict[str, Any]] = []
+        self.connections = 0
+        """TLS connections accepted (a client that reuses its connection opens one)."""
         self._lock = threading.Lock()
         ca = new_ca("fake-webhook-ca")
         leaf = issue(ca, "fake-webhook", ip_addresses=["127.0.0.1"], server=True)
@@ -105,6 +107,8 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[Any, Any]:
         sock, address = super().get_request()
+        with self.webhook._lock:
+            self.webhook.connections += 1
         return self.context.wrap_socket(sock, server_side=True), address
 
 
