@@ -39,6 +39,10 @@ The admission phase (:mod:`bench.admission`) times creates, in process and in al
 three apps whose fake clusters hold no policy, one matching ValidatingAdmissionPolicy of three
 validations, and twenty policies of which one matches; and one CEL evaluation.
 
+The webhook phase (:mod:`bench.webhooks`) times creates from 8 clients on a server of its
+own, in rounds with and without a validating admission webhook (a process of its own on
+loopback, which allows everything), and the create latency when the webhook takes 50 ms.
+
 The watch phase (:mod:`bench.watch`) runs last, alone, on a server of its own started with
 the threads its watches need: 1,000 watches while changes are written, delivery latency,
 share delivered and the server's memory.
@@ -69,6 +73,7 @@ from bench import (
     search,
     watch,
     watchlist,
+    webhooks,
 )
 from bench.report import (
     Figure,
@@ -187,6 +192,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     admitted.add_argument(
         "--admission-only", action="store_true", help="run only the admission phase"
     )
+    hooked = parser.add_argument_group("webhook phase (its own server): a validating webhook")
+    hooked.add_argument("--no-webhooks", action="store_true", help="skip the webhook phase")
+    hooked.add_argument("--webhooks-only", action="store_true", help="run only the webhook phase")
     listed = parser.add_argument_group(
         "watch-list phase (its own store and server): a watch-list against a LIST"
     )
@@ -231,6 +239,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                 args.search_only,
                 args.ownership_only,
                 args.admission_only,
+                args.webhooks_only,
                 args.watchlist_only,
             )
         )
@@ -246,6 +255,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             or args.search_only
             or args.ownership_only
             or args.admission_only
+            or args.webhooks_only
             or args.watchlist_only
         ):
             parser.error("--baseline is measured with the main server: not with another --X-only")
@@ -261,6 +271,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         or (args.no_search and args.search_only)
         or (args.no_ownership and args.ownership_only)
         or (args.no_admission and args.admission_only)
+        or (args.no_webhooks and args.webhooks_only)
         or (args.no_watchlist and args.watchlist_only)
     ):
         parser.error("--no-X and --X-only exclude each other")
@@ -839,6 +850,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         or args.search_only
         or args.ownership_only
         or args.admission_only
+        or args.webhooks_only
         or args.watchlist_only
     )
     alone = only or args.compare_only  # no phase beyond the main one's
@@ -871,6 +883,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         admitting = None
         if args.admission_only or not (args.no_admission or alone):
             admitting = admission.run(root, say)
+        hooking = None
+        if args.webhooks_only or not (args.no_webhooks or alone):
+            hooking = webhooks.run(root, say)
         listed = None
         if args.watchlist_only or not (args.no_watchlist or alone):
             listed = watchlist_phase(run, args)
@@ -892,6 +907,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(scale.report(ownership.title(), owning), end="\n\n")
     if admitting is not None:
         print(scale.report(admission.title(), admitting), end="\n\n")
+    if hooking is not None:
+        print(scale.report(webhooks.title(), hooking), end="\n\n")
     if listed is not None:
         print(scale.report(watchlist.title(args.watchlist_objects), listed), end="\n\n")
     if watched is not None:

@@ -100,6 +100,7 @@ BENCH_NAMESPACES = (
     "bench-watch",
     "bench-watchlist",
     "bench-combined",
+    "bench-webhooks",
     "creates",
     "ownership",
     "scale",

@@ -43,8 +43,9 @@ def create_app(
     kinds: tuple[Served, ...] | None = None,
     stop: threading.Event = lifecycle.stopping,
 ) -> falcon.App[falcon.Request, falcon.Response]:
-    """Build the WSGI application (gunicorn calls this once per worker). Its threads that
-    follow the cluster end when ``stop`` is set (an app in process ends them alone)."""
+    """Build the WSGI application (gunicorn calls this once per worker). Its background
+    threads (the cluster's followers, the compactor, the trusts' refresh) end when ``stop``
+    is set: an app made in process can end them alone."""
     settings = settings or Settings.from_env()
     kinds = kinds if kinds is not None else registry()
     discovery = Discovery(kinds)
@@ -53,7 +54,7 @@ def create_app(
     indexed = cluster.upstream.cluster if cluster.upstream else None
     holder = StoreHolder(settings, store, indexed, stop)
     holder.check()
-    security = Security(settings, cluster.reviews, authorizer)
+    security = Security(settings, cluster.reviews, authorizer, stop)
     admission: Admission = NO_ADMISSION
     if cluster.reviews is not None:  # the policies of the cluster that reviews requests
         admission = chain.connect(cluster.reviews, stop)

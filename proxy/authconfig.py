@@ -97,9 +97,15 @@ def from_settings(settings: Settings) -> AuthConfig:
 class AuthConfigSource:
     """Loads the configuration, refreshes it on a period, and says why it is not ready."""
 
-    def __init__(self, load: Callable[[], AuthConfig], refresh_seconds: float) -> None:
+    def __init__(
+        self,
+        load: Callable[[], AuthConfig],
+        refresh_seconds: float,
+        stop: threading.Event = lifecycle.stopping,
+    ) -> None:
         self._load = load
         self._refresh_seconds = refresh_seconds
+        self._stop = stop
         self._current: AuthConfig | None = None
         self._problem = "not loaded yet"
         self._thread: threading.Thread | None = None
@@ -131,12 +137,12 @@ class AuthConfigSource:
         return "" if self._current is not None else self._problem
 
     def start(self) -> None:
-        """Refresh in a daemon thread for the life of the process."""
+        """Refresh in a daemon thread until ``stop`` is set (the process's end)."""
         if self._thread is not None or self._refresh_seconds <= 0:
             return
 
         def run() -> None:
-            while not lifecycle.stopping.wait(self._refresh_seconds):
+            while not self._stop.wait(self._refresh_seconds):
                 self.refresh()
 
         self._thread = threading.Thread(target=run, name="auth-config", daemon=True)

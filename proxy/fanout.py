@@ -107,6 +107,7 @@ class FanOut:
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, name="watch-fan-out", daemon=True)
         self._thread.start()
 
@@ -203,11 +204,18 @@ class FanOut:
         with contextlib.suppress(BlockingIOError):  # full: already awake
             os.write(self._wake_write, b".")
 
+    def stop(self) -> None:
+        """End the fan-out thread, once its step is done: whoever closes the store after
+        this knows no read is under way (a fan-out made in process, for a test)."""
+        self._stopped = True
+        self.poke()
+        self._thread.join(10)
+
     # the fan-out thread
 
     def _run(self) -> None:
         read_at = timers_at = 0.0
-        while True:
+        while not self._stopped:
             try:
                 woken = self._wait(max(0.0, min(read_at, timers_at) - time.monotonic()))
                 now = time.monotonic()

@@ -4,6 +4,7 @@ to the settings' files with only ``system:masters`` allowed."""
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 
 from k8s.client import Cluster
@@ -17,10 +18,14 @@ from proxy.settings import Settings
 
 class Security:
     """The authenticator, the authorizer, and the source of the trusts they use (kept fresh
-    by a thread; ``source.check`` is a readiness check)."""
+    by a thread until ``stop`` is set; ``source.check`` is a readiness check)."""
 
     def __init__(
-        self, settings: Settings, reviews: Cluster | None, authorizer: authz.Authorizer | None
+        self,
+        settings: Settings,
+        reviews: Cluster | None,
+        authorizer: authz.Authorizer | None,
+        stop: threading.Event,
     ) -> None:
         load: Callable[[], AuthConfig]
         tokens: TokenReviewer | None = None
@@ -39,7 +44,7 @@ class Security:
             self.authorizer = authorizer or authz.SubjectAccessReviews(
                 lambda spec: subject_access_review(cluster, spec), ttl=settings.auth_cache_seconds
             )
-        self.source = AuthConfigSource(load, settings.auth_refresh_seconds)
+        self.source = AuthConfigSource(load, settings.auth_refresh_seconds, stop)
         self.source.refresh()
         self.source.start()
         self.authenticator = Authenticator(lambda: self.source.current, tokens)

@@ -54,7 +54,7 @@ class StoreHolder:
                 if self._store is None:
                     try:
                         self._store = open_store(self._settings)
-                        start_compactor(self._store)
+                        start_compactor(self._store, self._stop)
                         if self._cluster is not None:
                             start_task_indexer(self._store, self._cluster, self._stop)
                     except Exception as ex:

@@ -37,11 +37,12 @@ def compact_and_report(store: Store) -> Compacted | None:
     return done
 
 
-def start_compactor(store: Store, period_seconds: float = 60.0) -> threading.Thread:
-    """Compact ``store`` every ``period_seconds`` in a daemon thread."""
+def start_compactor(
+    store: Store, stop: threading.Event, period_seconds: float = 60.0
+) -> threading.Thread:
+    """Compact ``store`` every ``period_seconds`` in a daemon thread, until ``stop`` is set."""
 
     def run() -> None:
-        stop = threading.Event()
         while not stop.wait(period_seconds):
             compact_and_report(store)
 

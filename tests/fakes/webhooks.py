@@ -5,6 +5,7 @@ would. It records what it was sent, and can be slow, malformed or wrong on purpo
 from __future__ import annotations
 
 import base64
+import socket
 import ssl
 import tempfile
 import threading
@@ -107,6 +108,9 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[Any, Any]:
         sock, address = super().get_request()
+        # headers and body go out as two writes: without this, Nagle holds the body back
+        # until the client acknowledges the headers, up to its delayed-ACK timer (40 ms)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.webhook._lock:
             self.webhook.connections += 1
         return self.context.wrap_socket(sock, server_side=True), address

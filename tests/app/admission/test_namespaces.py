@@ -37,12 +37,6 @@ def fake() -> Iterator[FakeCluster]:
         yield cluster
 
 
-@pytest.fixture
-def client(fake: FakeCluster, tmp_path: Path) -> Iterator[TestClient]:
-    with cluster_app(fake, tmp_path) as app:
-        yield app
-
-
 def terminate(fake: FakeCluster, name: str) -> None:
     """Delete the namespace in the cluster: it stays, Terminating, for its finalizer."""
     fake.objects.delete(NAMESPACES, "", name)

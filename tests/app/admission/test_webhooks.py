@@ -8,9 +8,9 @@ does not support dry run" (a BadRequest)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,9 +20,9 @@ from falcon.testing import Result, TestClient
 from handlers.admission.calls import Endpoint
 from tests.app.test_crud import GV, post, status_of, task
 from tests.fakes.cluster import FakeCluster
-from tests.fakes.objects import MUTATING_WEBHOOKS, NAMESPACES, VALIDATING_WEBHOOKS
+from tests.fakes.objects import MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS
 from tests.fakes.webhooks import FakeWebhook, json_patch
-from tests.support.clusterapp import cluster_app, eventually
+from tests.support.clusterapp import eventually
 
 TASKS = f"{GV}/namespaces/team/customtasks"
 RULE = {
@@ -32,20 +32,6 @@ RULE = {
     "resources": ["customtasks", "customtasks/status"],
 }
 MERGE = "application/merge-patch+json"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeCluster]:
-    with FakeCluster() as cluster:
-        cluster.objects.put(NAMESPACES, {"metadata": {"name": "team", "labels": {"tier": "gold"}}})
-        cluster.objects.put(NAMESPACES, {"metadata": {"name": "lab"}})
-        yield cluster
-
-
-@pytest.fixture
-def client(fake: FakeCluster, tmp_path: Path) -> Iterator[TestClient]:
-    with cluster_app(fake, tmp_path) as app:
-        yield app
 
 
 @pytest.fixture
@@ -466,3 +452,18 @@ def test_a_service_reference_is_its_cluster_name() -> None:
     assert Endpoint.of({"service": {"namespace": "n", "name": "s", "port": 8443}}).url == (
         "https://s.n.svc:8443"
     )
+
+
+def test_audit_annotations_go_to_the_request_log(
+    client: TestClient,
+    fake: FakeCluster,
+    webhook: FakeWebhook,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    webhook.decide = lambda request: {"allowed": True, "auditAnnotations": {"checked": "yes"}}
+    configure(fake, webhook, "audit")
+    until_called(client, webhook)
+    capfd.readouterr()
+    assert post(client, TASKS, high("a", 3)).status_code == 201
+    (line,) = [json.loads(x) for x in capfd.readouterr().out.splitlines() if '"verb":"create"' in x]
+    assert line["annotations"] == {"audit.example.com/checked": "yes"}

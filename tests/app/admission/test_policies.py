@@ -14,7 +14,6 @@ words its answers (k8s.io/apiserver, admission/plugin/policy/validating):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ from tests.app.test_crud import GV, post, status_of, task
 from tests.fakes.cluster import FakeCluster
 from tests.fakes.objects import (
     CONFIGMAPS,
-    NAMESPACES,
     VALIDATING_POLICIES,
     VALIDATING_POLICY_BINDINGS,
 )
@@ -43,20 +41,6 @@ RULE = {
     "resources": ["customtasks", "clustertasks"],
 }
 AT_MOST_5 = "object.spec.priority <= 5"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeCluster]:
-    with FakeCluster() as cluster:
-        cluster.objects.put(NAMESPACES, {"metadata": {"name": "team", "labels": {"tier": "gold"}}})
-        cluster.objects.put(NAMESPACES, {"metadata": {"name": "lab"}})
-        yield cluster
-
-
-@pytest.fixture
-def client(fake: FakeCluster, tmp_path: Path) -> Iterator[TestClient]:
-    with cluster_app(fake, tmp_path) as app:
-        yield app
 
 
 def policy(fake: FakeCluster, name: str, validations: list[dict[str, Any]], **spec: Any) -> None:

@@ -1,0 +1,1 @@
+"""The admission chain in process, against the fake cluster."""
