@@ -65,19 +65,21 @@ def create_app(
     middleware: list[Any] = [RequestLog(), gate]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
-    alive = Health({})
-    app.add_route("/healthz", alive)
-    app.add_route("/livez", alive)
-    app.add_route(
-        "/readyz",
-        Health(
-            {
-                "store": holder.check,
-                "authentication": security.source.check,
-                "admission": admission.unready,
-            }
-        ),
+    for name in ("healthz", "livez"):
+        health = Health(name, {})
+        app.add_route(f"/{name}", health)
+        app.add_route(f"/{name}/{{check}}", health, suffix="check")
+    ready = Health(
+        "readyz",
+        {
+            "store": holder.check,
+            "authentication": security.source.check,
+            "admission": admission.unready,
+            "shutdown": lambda: "process is shutting down" if stop.is_set() else "",
+        },
     )
+    app.add_route("/readyz", ready)
+    app.add_route("/readyz/{check}", ready, suffix="check")
     app.add_route("/version", Static(discovery.version))
     app.add_route("/api", NotServed())
     app.add_route("/apis", Apis(discovery))

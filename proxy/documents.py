@@ -5,6 +5,7 @@ aggregator's periodic fetches cost a 304."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import falcon
@@ -14,6 +15,8 @@ from handlers.api.errors import ApiError, not_found_path
 from proxy.discovery import Discovery, Document
 from proxy.negotiation import JSON, parse_accept
 from proxy.openapi import V2_PROTOBUF, OpenAPI
+
+log = logging.getLogger("apiserver")
 
 
 def send(req: falcon.Request, resp: falcon.Response, doc: Document, etag: str = "") -> None:
@@ -29,20 +32,58 @@ def send(req: falcon.Request, resp: falcon.Response, doc: Document, etag: str = 
 
 
 class Health:
-    """``/healthz`` and ``/livez`` answer while the process runs; ``/readyz`` runs the checks."""
+    """A health endpoint as kube's healthz handler answers it: ``ok``, or every check's line
+    (``?verbose``, or whenever one fails, then a 500). A failing check's reason is withheld
+    from the answer, which anyone may read, and logged; ``?exclude=<name>`` skips a check;
+    ``/<endpoint>/<name>`` runs one check alone and says why it fails (it is authorized as
+    any other path)."""
 
-    def __init__(self, checks: dict[str, Callable[[], str]]) -> None:
-        self._checks = checks
+    def __init__(self, name: str, checks: dict[str, Callable[[], str]]) -> None:
+        self._name = name
+        self._checks: dict[str, Callable[[], str]] = {"ping": lambda: "", **checks}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = "text/plain; charset=utf-8"
-        results = [("ping", ""), *((name, check()) for name, check in self._checks.items())]
-        if not any(why for _, why in results):
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        excluded = set(req.get_param_as_list("exclude") or ())
+        lines, failed, reasons = [], [], []
+        for name, check in self._checks.items():
+            if name in excluded:
+                excluded.discard(name)
+                lines.append(f"[+]{name} excluded: ok")
+                continue
+            why = check()
+            if why:
+                lines.append(f"[-]{name} failed: reason withheld")
+                reasons.append(f"[-]{name} failed: {why}")
+                failed.append(name)
+            else:
+                lines.append(f"[+]{name} ok")
+        if excluded:
+            names = ", ".join(f'"{name}"' for name in sorted(excluded))
+            lines.append(f"warn: some health checks cannot be excluded: no matches for {names}")
+        if failed:
+            log.warning("%s check failed: %s\n%s", ",".join(failed), self._name, "\n".join(reasons))
+            resp.status = falcon.HTTP_500
+            resp.text = "\n".join([*lines, f"{self._name} check failed"]) + "\n"
+        elif "verbose" in req.params:
+            resp.text = "\n".join([*lines, f"{self._name} check passed"]) + "\n"
+        else:
             resp.text = "ok"
-            return
-        lines = [f"[-]{n} failed: {why}" if why else f"[+]{n} ok" for n, why in results]
-        resp.status = falcon.HTTP_500
-        resp.text = "\n".join([*lines, f"{req.path.strip('/')} check failed"]) + "\n"
+
+    def on_get_check(self, req: falcon.Request, resp: falcon.Response, check: str) -> None:
+        """One check alone: ``ok``, or 500 with its reason."""
+        run = self._checks.get(check)
+        if run is None:
+            raise not_found_path()
+        resp.content_type = "text/plain; charset=utf-8"
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        why = run()
+        if why:
+            resp.status = falcon.HTTP_500
+            resp.text = f"internal server error: {why}\n"
+        else:
+            resp.text = "ok"
 
     on_head = on_get
 

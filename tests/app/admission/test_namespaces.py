@@ -139,7 +139,12 @@ def test_until_the_namespaces_are_listed_writes_are_refused_and_not_ready(
     with cluster_app(fake, tmp_path, ready=False) as client:
         ready = client.simulate_get("/readyz")
         assert ready.status_code == 500
-        assert "[-]admission failed: admission has not read /api/v1/namespaces" in ready.text
+        assert "[-]admission failed: reason withheld" in ready.text.splitlines()
+        why = client.simulate_get("/readyz/admission")
+        assert why.status_code == 500
+        assert why.text.startswith(
+            "internal server error: admission has not read /api/v1/namespaces"
+        )
         answer = post(client, tasks_in("team"), task("early"))
         assert status_of(answer) == (403, "Forbidden")
         assert answer.json["message"] == (
