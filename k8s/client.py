@@ -13,6 +13,7 @@ import importlib
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from k8s import SERVICE_ACCOUNT
+from k8s.metrics import CLUSTER_DURATION, CLUSTER_REQUESTS
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to open a connection; the read timeout is the call's own."""
@@ -315,6 +317,9 @@ class Cluster:
                 "application/merge-patch+json" if merge else "application/json"
             )
         connect = CONNECT_TIMEOUT if read is None else min(CONNECT_TIMEOUT, read)
+        verb = "WATCH" if stream else method
+        started = time.perf_counter()
+        code = "<error>"
         try:
             response = self._session.request(
                 method,
@@ -326,10 +331,13 @@ class Cluster:
                 allow_redirects=False,
                 stream=stream,
             )
+            code = str(response.status_code)
         except requests.RequestException as exc:
             raise ClusterError(f"{call}: {exc}") from exc
-        code = response.status_code
-        if not 200 <= code < 300:
+        finally:
+            CLUSTER_DURATION.labels(verb).observe(time.perf_counter() - started)
+            CLUSTER_REQUESTS.labels(verb, code).inc()
+        if not 200 <= response.status_code < 300:
             try:
                 content = response.content
             except requests.RequestException:
@@ -337,7 +345,7 @@ class Cluster:
             parsed = _json(content)
             status = parsed if isinstance(parsed, dict) else None
             detail = (status or {}).get("message") or _snippet(content) or response.reason
-            raise ClusterError(f"{call}: {code} {detail}".rstrip(), code, status)
+            raise ClusterError(f"{call}: {code} {detail}".rstrip(), response.status_code, status)
         return response
 
 

@@ -20,6 +20,7 @@ import cachetools
 
 from k8s import paths
 from k8s.client import Cluster, ClusterError
+from k8s.metrics import EVENTS_HIT, EVENTS_MISS
 
 TASK_UID = "example.example.com/task-uid"
 
@@ -94,11 +95,13 @@ class TaskEvents:
                     raise failure
                 found = {key: self._entries.get(key) for key in keys}
                 if all(listed is not None for listed in found.values()):
+                    EVENTS_HIT.inc()
                     return {key: listed for key, listed in found.items() if listed is not None}
                 # A cluster-wide LIST in flight may bring a namespace too: wait for it first.
                 loading = self._loading.get(source) or self._loading.get(_EVERYWHERE)
                 if loading is None:
                     self._loading[source] = threading.Event()
+                    EVENTS_MISS.inc()
                     break
             loading.wait()
         listed = self._load(source, keys)

@@ -20,6 +20,7 @@ from typing import Any
 
 from k8s import paths
 from k8s.client import Cluster
+from k8s.metrics import INDEXED
 from k8s.reflector import Reflector
 from store import Store
 from store.fulltext import Document, task_document
@@ -91,10 +92,12 @@ class TaskIndexer:
 
     def _replace(self, tasks: list[dict[str, Any]], revision: str) -> None:
         self._store.reindex(RESOURCE, {_key(task): document(task) for task in tasks})
+        INDEXED.labels("relist").inc()
 
     def _apply(self, kind: str, task: dict[str, Any]) -> None:
         namespace, name = _key(task)
         self._store.index(RESOURCE, namespace, name, None if kind == "DELETED" else document(task))
+        INDEXED.labels("event").inc()
 
 
 def _key(task: dict[str, Any]) -> tuple[str, str]:

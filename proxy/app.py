@@ -1,12 +1,13 @@
 """The Falcon application, as a table of contents: what each request meets, and where it lives.
 
 ``create_app()`` is what gunicorn loads in every worker. Middleware (:mod:`proxy.middleware`)
-logs each request and turns it into a RequestInfo, a deadline, a user, a slot of the worker's
-in-flight limit and an authorization decision; the documents (:mod:`proxy.documents`) answer
-health, discovery and OpenAPI from memory; the sink (:mod:`proxy.dispatch`) hands resource
-requests to ``handlers/<kind>/<verb>.py``, whose writes pass the admission chain built here
-(:mod:`handlers.admission.chain`); watches stream through :mod:`proxy.streaming`; every
-error leaves as a Status (:mod:`proxy.errors`).
+logs each request, records kube's request metrics (:mod:`proxy.metrics`, scraped at
+``/metrics`` by :mod:`proxy.scrape`) and turns each request into a RequestInfo, a deadline,
+a user, a slot of the worker's in-flight limit and an authorization decision; the documents
+(:mod:`proxy.documents`) answer health, discovery and OpenAPI from memory; the sink
+(:mod:`proxy.dispatch`) hands resource requests to ``handlers/<kind>/<verb>.py``, whose
+writes pass the admission chain built here (:mod:`handlers.admission.chain`); watches stream
+through :mod:`proxy.streaming`; every error leaves as a Status (:mod:`proxy.errors`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from proxy.discovery import Discovery
 from proxy.dispatch import Resources
 from proxy.documents import ApiGroup, Apis, Health, NotServed, OpenAPIv2, OpenAPIv3, Static
 from proxy.inflight import InFlightLimit
+from proxy.metrics import Instrumentation
 from proxy.middleware import Gate, RequestLog
 from proxy.openapi import OpenAPI
+from proxy.scrape import Metrics, StoreFigures
 from proxy.security import Security
 from proxy.settings import Settings
 from proxy.storage import StoreHolder
@@ -62,7 +65,7 @@ def create_app(
     limit = InFlightLimit.for_worker(settings)
     timeout = RequestTimeout(settings.request_timeout_seconds)
     gate = Gate(security.authenticator, security.authorizer, limit=limit, timeout=timeout)
-    middleware: list[Any] = [RequestLog(), gate]
+    middleware: list[Any] = [RequestLog(), *([Instrumentation()] if settings.metrics else []), gate]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     for name in ("healthz", "livez"):
@@ -80,6 +83,9 @@ def create_app(
     )
     app.add_route("/readyz", ready)
     app.add_route("/readyz/{check}", ready, suffix="check")
+    if settings.metrics:
+        stored = [served.kind.plural for served in kinds if "create" in served.handlers]
+        app.add_route("/metrics", Metrics([StoreFigures(holder.get, stored).collect]))
     app.add_route("/version", Static(discovery.version))
     app.add_route("/api", NotServed())
     app.add_route("/apis", Apis(discovery))

@@ -62,7 +62,9 @@ class SubjectAccessReviews:
 
     def __init__(self, review: Reviewer, *, ttl: float) -> None:
         self._review = review
-        self._cache: ReviewCache[Decision] = ReviewCache(self._decide, ttl=ttl)
+        self._cache: ReviewCache[Decision] = ReviewCache(
+            self._decide, review="SubjectAccessReview", ttl=ttl
+        )
 
     def authorize(self, user: User, info: RequestInfo) -> Decision:
         if always_allowed(user, info):

@@ -27,6 +27,7 @@ from collections.abc import Callable, Hashable, Iterator
 from handlers.api.contract import WatchResult
 from handlers.api.errors import too_many_requests
 from handlers.api.watch import WatchEvent, too_old
+from proxy.metrics import FANOUT_REVISION, WATCHES_DROPPED, watch_events_sent
 from proxy.outlets import Outlet
 from store import BATCH, Change, Store
 from store.tailer import Tailer
@@ -255,10 +256,12 @@ class FanOut:
 
     def _read(self) -> list[Change]:
         try:
-            return self._tailer.read()
+            changes = self._tailer.read()
         except Exception:
             log.exception("reading the change log failed")
             return []
+        FANOUT_REVISION.set(self._tailer.revision)
+        return changes
 
     def _take_adopted(self, now: float) -> None:
         adopted, self._adopted = self._adopted, []
@@ -279,6 +282,7 @@ class FanOut:
         assert outlet is not None
         outlet.start()
         if watch.overflowed:
+            WATCHES_DROPPED.labels("overflow").inc()
             self._end(watch, abort=False)
             return
         fd = outlet.fileno()
@@ -335,6 +339,7 @@ class FanOut:
         assert outlet is not None
         if watch.out:
             lines, watch.out = watch.out, []
+            watch_events_sent(watch.spec.resource, lines)
             try:
                 flushed = outlet.send(lines)
             except OSError:
@@ -361,6 +366,7 @@ class FanOut:
                     self._end(watch, abort=False)
                 elif self._stalled(watch, now):
                     log.info("cut a watch of %s: its client stopped reading", spec.resource)
+                    WATCHES_DROPPED.labels("slow").inc()
                     self._end(watch, abort=True)
                 elif spec.bookmarks and now >= watch.bookmark_at:
                     watch.bookmark_at = now + self._bookmark_seconds

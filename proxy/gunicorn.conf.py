@@ -13,7 +13,7 @@ import signal
 import ssl
 from typing import Any
 
-from proxy import jsonlog, lifecycle, tls
+from proxy import jsonlog, lifecycle, metricsdir, tls
 from proxy.settings import Settings
 
 _settings = Settings.from_env()
@@ -34,6 +34,23 @@ control_socket_disable = True
 accesslog = None  # the app writes one JSON line per request itself
 logconfig_dict = jsonlog.gunicorn_config()
 proc_name = "task-apiserver"
+
+
+def on_starting(server: Any) -> None:
+    """Before any worker: the empty directory of the workers' metrics files."""
+    if _settings.metrics:
+        metricsdir.prepare(_settings.metrics_dir)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker ended (restarted, killed): its counts go to the archive, its files away."""
+    if _settings.metrics:
+        metricsdir.retire(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if _settings.metrics:
+        metricsdir.remove()
 
 
 def ssl_context(conf: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:

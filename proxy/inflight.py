@@ -10,7 +10,8 @@ full is answered at once, 429 with ``Retry-After: 1``; nothing waits in a queue.
 Each gunicorn worker process holds its share of the server's limits (the limit divided by the
 workers, rounded up), so the whole server admits what one kube-apiserver would. Health probes
 never meet the limit: they are answered before authentication, and kube-apiserver's default
-flow control exempts them too (FlowSchema ``probes``).
+flow control exempts them too (FlowSchema ``probes``). ``apiserver_current_inflight_requests``
+is the slots in use now (kube reports the most used in the last second).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from handlers.api.errors import too_many_requests
 from handlers.api.users import User
 from proxy.authz import MASTERS
 from proxy.longrunning import is_long_running
+from proxy.metrics import IN_FLIGHT
 from proxy.requestinfo import RequestInfo
 from proxy.settings import Settings
 
@@ -40,28 +42,31 @@ class _Pool:
     """Free slots counted behind a lock (``threading.Semaphore`` is written in Python and
     costs three times as much a request; nothing here ever waits for a slot)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, kind: str) -> None:
         self._free = size
         self._lock = threading.Lock()
+        self._used = IN_FLIGHT.labels(kind)
 
     def take(self) -> bool:
         with self._lock:
             if not self._free:
                 return False
             self._free -= 1
-            return True
+        self._used.inc()
+        return True
 
     def give(self) -> None:
         with self._lock:
             self._free += 1
+        self._used.dec()
 
 
 class InFlightLimit:
     """The two pools of one worker process."""
 
     def __init__(self, *, read_only: int, mutating: int) -> None:
-        self._read_only = _Pool(read_only) if read_only > 0 else None
-        self._mutating = _Pool(mutating) if mutating > 0 else None
+        self._read_only = _Pool(read_only, "readOnly") if read_only > 0 else None
+        self._mutating = _Pool(mutating, "mutating") if mutating > 0 else None
 
     @classmethod
     def for_worker(cls, settings: Settings) -> InFlightLimit | None:

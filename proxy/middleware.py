@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 import falcon
 import orjson
 
-from handlers.api.errors import timeout
+from handlers.api.errors import ApiError, timeout
 from handlers.api.users import User
 from proxy import authz, errors
 from proxy.authn import ANONYMOUS, Authenticator
@@ -89,12 +89,18 @@ class Gate:
         user = self._authenticator.authenticate(req.env)
         req.context.user = user
         if self._limit is not None:
-            req.context.release = self._limit.admit(info, user)
+            try:
+                req.context.release = self._limit.admit(info, user)
+            except ApiError:
+                req.context.terminated = 429  # refused in self-defense, as kube counts it
+                raise
         authz.authorize(self._authorizer, user, info)
         req.context.authorize = functools.partial(authz.authorize, self._authorizer, user)
         deadline: Deadline | None = getattr(req.context, "deadline", None)
-        if deadline is not None:
-            deadline.check()  # reviews may have waited: no handler starts after the deadline
+        if deadline is not None and deadline.passed():  # reviews may have waited:
+            req.context.terminated = 504  # no handler starts after the deadline
+            raise timeout()
+        req.context.passed = True
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, succeeded: bool
@@ -105,6 +111,7 @@ class Gate:
             release()
         deadline: Deadline | None = getattr(req.context, "deadline", None)
         if deadline is not None and resp.stream is None and deadline.passed():
+            req.context.terminated = 504
             _replace_with_timeout(resp)
 
 

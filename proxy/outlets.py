@@ -13,7 +13,7 @@ import contextlib
 import socket
 import ssl
 import threading
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any, Protocol
 
 _WOULD_BLOCK = (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError, InterruptedError)
@@ -182,3 +182,15 @@ class QueueOutlet:
                 yield data
             if over:
                 return
+
+
+def observed(stream: Iterable[bytes], done: Callable[[], object]) -> Iterator[bytes]:
+    """``stream`` as it is, then ``done()`` when it ends, however it ends: the metrics and the
+    audit log see a watch when it is over."""
+    try:
+        yield from stream
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # the server closes only the outer stream
+        done()

@@ -39,7 +39,9 @@ class Security:
                 return from_configmap(authentication_configmap(cluster))
 
             tokens = ReviewCache(
-                lambda token: token_review(cluster, token), ttl=settings.auth_cache_seconds
+                lambda token: token_review(cluster, token),
+                review="TokenReview",
+                ttl=settings.auth_cache_seconds,
             ).get
             self.authorizer = authorizer or authz.SubjectAccessReviews(
                 lambda spec: subject_access_review(cluster, spec), ttl=settings.auth_cache_seconds

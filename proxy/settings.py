@@ -50,6 +50,13 @@ class Settings:
     events_cache_seconds: float
     combined_access_check: bool
     managed_fields: bool  # off only to measure what keeping them costs
+    metrics: bool  # off only to measure what keeping them costs
+    metrics_dir: str  # prometheus-client's multiprocess files; "": a fresh temporary directory
+    audit_policy_file: str  # kube's --audit-policy-file; "": no audit log
+    audit_log_path: str  # kube's --audit-log-path; "-": stdout
+    audit_log_maxsize: int  # megabytes before the file rotates; 0: never
+    audit_log_maxbackup: int  # rotated files kept; 0: all
+    audit_log_maxage: int  # days a rotated file is kept; 0: forever
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,13 +103,23 @@ class Settings:
             user_kubeconfig=e.get("KUBECONFIG", ""),
             watch_bookmark_seconds=float(e.get("APISERVER_WATCH_BOOKMARK_SECONDS", "60")),
             events_cache_seconds=float(e.get("APISERVER_EVENTS_CACHE_SECONDS", "2")),
-            combined_access_check=e.get("APISERVER_COMBINED_ACCESS_CHECK", "true").lower()
-            not in ("false", "0", "no", "off"),
-            managed_fields=e.get("APISERVER_MANAGED_FIELDS", "true").lower()
-            not in ("false", "0", "no", "off"),
+            combined_access_check=_enabled(e.get("APISERVER_COMBINED_ACCESS_CHECK", "true")),
+            managed_fields=_enabled(e.get("APISERVER_MANAGED_FIELDS", "true")),
+            metrics=_enabled(e.get("APISERVER_METRICS", "true")),
+            metrics_dir=e.get("APISERVER_METRICS_DIR", ""),
+            audit_policy_file=e.get("APISERVER_AUDIT_POLICY_FILE", ""),
+            audit_log_path=e.get("APISERVER_AUDIT_LOG_PATH", "-"),
+            audit_log_maxsize=int(e.get("APISERVER_AUDIT_LOG_MAXSIZE", "0")),
+            audit_log_maxbackup=int(e.get("APISERVER_AUDIT_LOG_MAXBACKUP", "0")),
+            audit_log_maxage=int(e.get("APISERVER_AUDIT_LOG_MAXAGE", "0")),
         )
 
 
 def _names(value: str) -> tuple[str, ...]:
     """A comma-separated list setting."""
     return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+def _enabled(value: str) -> bool:
+    """A switch setting: on unless it says false, 0, no or off."""
+    return value.lower() not in ("false", "0", "no", "off")

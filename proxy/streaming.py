@@ -19,6 +19,7 @@ from handlers.api.contract import ApiRequest, RelayResult, WatchResult
 from handlers.api.errors import bad_request, internal_error
 from handlers.api.watch import WatchEvent
 from proxy.fanout import FanOut
+from proxy.metrics import watch_events_sent
 from proxy.negotiation import Output
 from proxy.outlets import outlet_for
 from proxy.render import INCLUDE_OBJECT, watch_event
@@ -54,13 +55,16 @@ def carried(
         fanout.carry(watch, outlet, render, (output, request.param("includeObject")), first=first)
         return outlet.relay()
 
-    return _body(initial, render, live, lambda: fanout.cancel(watch), batch=BATCH_BYTES)
+    cancel = functools.partial(fanout.cancel, watch)
+    return _body(request.kind.plural, initial, render, live, cancel, batch=BATCH_BYTES)
 
 
 def relayed(result: RelayResult, output: Output, request: ApiRequest) -> Iterator[bytes]:
     """A watch relayed from the cluster: every event from this request's thread."""
     render = _renderer(request, output)
-    return _body(result.events, render, lambda first: iter(()), result.events.close)
+    return _body(
+        request.kind.plural, result.events, render, lambda first: iter(()), result.events.close
+    )
 
 
 def _renderer(request: ApiRequest, output: Output) -> Callable[[WatchEvent, bool], bytes]:
@@ -72,6 +76,7 @@ def _renderer(request: ApiRequest, output: Output) -> Callable[[WatchEvent, bool
 
 
 def _body(
+    resource: str,
     events: Iterator[WatchEvent],
     render: Callable[[WatchEvent, bool], bytes],
     then: Callable[[bool], Iterator[bytes]],
@@ -79,8 +84,8 @@ def _body(
     *,
     batch: int = 0,
 ) -> Iterator[bytes]:
-    """A watch body: headers at once (an empty first chunk), ``events`` written by this
-    thread, then what ``then(no event sent yet)`` gives.
+    """The body of a watch of ``resource``: headers at once (an empty first chunk), ``events``
+    written by this thread, then what ``then(no event sent yet)`` gives.
 
     With ``batch``, events that never wait (a starting state read from the store) go out
     in writes of about that many bytes, the first one alone; each event is written at once
@@ -95,6 +100,7 @@ def _body(
         size = 0
         for event in events:
             line = render(event, first)
+            watch_events_sent(resource, (line,))
             if first or not batch:
                 yield line
             else:

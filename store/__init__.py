@@ -43,6 +43,15 @@ class Compacted(NamedTuple):
     removed: int
 
 
+class Stats(NamedTuple):
+    """What the metrics report of a store: the latest and the compacted revision, and how many
+    objects each resource has (kube's ``apiserver_resource_objects``)."""
+
+    revision: int
+    compacted: int
+    objects: dict[str, int]
+
+
 class New(NamedTuple):
     """An object to create: where, what, its selectable fields' values and what the search
     index keeps of it (None: not searchable)."""
@@ -340,6 +349,11 @@ class Store(Protocol):
     ) -> tuple[builtins.list[Change], int]:
         """Log entries after revision ``after`` (of one resource, or all), oldest first, and
         the oldest revision the log can still answer from (requests before it get 410)."""
+        ...
+
+    def stats(self) -> Stats:
+        """The revisions and the objects per resource, read together (a count of every
+        object: the caller decides how often)."""
         ...
 
     def close(self) -> None:

@@ -21,13 +21,25 @@ from typing import Any, ClassVar
 
 import orjson
 
-from store import Change, Expired, Row, Term, encode, fulltext, logged_change, search, stored_row
+from store import (
+    Change,
+    Expired,
+    Row,
+    Stats,
+    Term,
+    encode,
+    fulltext,
+    logged_change,
+    search,
+    stored_row,
+)
 
 Query = tuple[str, Sequence[Any]]
 
 _GET = "SELECT rev, value, labels, fields FROM objects WHERE res = ? AND ns = ? AND name = ?"
 _REVISION = "SELECT v FROM meta WHERE k = 'rev'"
 _META = "SELECT k, v FROM meta"
+_COUNTS = "SELECT res, count(*) FROM objects GROUP BY res"
 _ROW = "ns, name, rev, value, labels, fields"  # in the order stored_row takes them
 _ROW_OF_O = ", ".join(f"o.{column}" for column in _ROW.split(", "))
 
@@ -222,6 +234,12 @@ class SQLStore(ABC):
             for rev, res, ns, name, kind, value, labels, fields, old, ol, of in found
         ]
         return out, counters(meta)[1]
+
+    def stats(self) -> Stats:
+        """The revisions and the objects per resource; see :class:`store.Store`."""
+        meta, counts = self._snapshot((self._sql.meta, ()), (_COUNTS, ()))
+        revision, compacted = counters(meta)
+        return Stats(revision, compacted, {str(res): int(n) for res, n in counts})
 
 
 def columns(obj: Mapping[str, Any], fields: Mapping[str, str]) -> tuple[bytes, bytes, bytes]:

@@ -17,9 +17,12 @@ import orjson
 import pytest
 import requests
 
+from tests.support.scraping import delta, scrape
 from tests.support.servers import Server, run_server
 
-GV = "/apis/search.task.example.example.com/v1"
+GROUP = "search.task.example.example.com"
+GV = f"/apis/{GROUP}/v1"
+TERMINATIONS = "apiserver_request_terminations_total"
 SPEC = {"priority": 1, "deadline": "2026-01-01T00:00:00Z"}
 
 
@@ -78,13 +81,18 @@ def test_a_full_mutating_pool_is_kubes_429_until_its_slot_comes_back(
     server, database = limited
     url = f"{server.url}{GV}/clustertasks"
     alice = server.session("alice", ("devs",))  # refused by authorization, after the limit
+    before = scrape(server.session(), server.url)  # system:masters are served over the limit
+    answers: list[int] = []
+
+    def send() -> requests.Response:
+        answer = alice.post(url, json=task("refused"), timeout=30)
+        answers.append(answer.status_code)
+        return answer
+
     with ThreadPoolExecutor(1) as pool:
         with store_locked(database):
             held = pool.submit(server.session().post, url, json=task("held"), timeout=60)
-            refused = until(
-                lambda: alice.post(url, json=task("refused"), timeout=30),
-                lambda r: r.status_code == 429,
-            )
+            refused = until(send, lambda r: r.status_code == 429)
             assert refused.status_code == 429, refused.text
             assert refused.headers["Retry-After"] == "1"
             assert refused.headers["Content-Type"] == "application/json"
@@ -103,6 +111,17 @@ def test_a_full_mutating_pool_is_kubes_429_until_its_slot_comes_back(
         assert held.result().status_code == 201
     after = alice.post(url, json=task("after"), timeout=30)
     assert after.json()["reason"] == "Forbidden"
+    # kube counts a request it drops, and its termination; not those authorization refuses
+    counted = delta(before, scrape(server.session(), server.url), "apiserver_request_total")
+    dropped = answers.count(429)
+    post = {"verb": "POST", "group": GROUP, "version": "v1", "resource": "clustertasks"}
+    where = {**post, "subresource": "", "scope": "resource", "component": "apiserver"}
+    assert counted == {
+        frozenset({**where, "dry_run": "", "code": "429"}.items()): dropped,
+        frozenset({**where, "dry_run": "", "code": "201"}.items()): 1,
+    }
+    terminated = delta(before, scrape(server.session(), server.url), TERMINATIONS)
+    assert terminated == {frozenset({**where, "code": "429"}.items()): dropped}
 
 
 def test_a_watch_takes_no_slot(limited: tuple[Server, Path]) -> None:
@@ -121,6 +140,7 @@ def test_a_request_past_the_timeout_is_kubes_504_though_its_write_happened(
 ) -> None:
     server, database = impatient
     url = f"{server.url}{GV}/clustertasks"
+    before = scrape(server.session(), server.url)
     with ThreadPoolExecutor(1) as pool:
         with store_locked(database):
             late = pool.submit(server.session().post, url, json=task("late"), timeout=60)
@@ -137,6 +157,12 @@ def test_a_request_past_the_timeout_is_kubes_504_though_its_write_happened(
         "code": 504,
     }
     assert server.session().get(f"{url}/late", timeout=30).status_code == 200  # as in kube
+    where = {
+        **{"verb": "POST", "group": GROUP, "version": "v1", "resource": "clustertasks"},
+        **{"subresource": "", "scope": "resource", "component": "apiserver"},
+    }
+    terminated = delta(before, scrape(server.session(), server.url), TERMINATIONS)
+    assert terminated == {frozenset({**where, "code": "504"}.items()): 1}
 
 
 def test_a_watch_outlives_the_request_timeout(impatient: tuple[Server, Path]) -> None:
