@@ -7,7 +7,6 @@ scrapes its own registry. Extra collectors (the store's figures) are read at scr
 from __future__ import annotations
 
 import functools
-import glob
 import logging
 import os
 import re
@@ -26,9 +25,10 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import Metric
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from handlers.api import GROUP
+from proxy.metricfiles import Files
 from proxy.metricsdir import DIRECTORY
 from store import Stats, Store
 
@@ -37,25 +37,23 @@ log = logging.getLogger("apiserver")
 _WORKER_FILE = re.compile(r"_(\d+)\.db$")
 
 
-Collect = Callable[[], Iterable[Any]]
-"""A collector's ``collect``: what the scrape adds that no worker file holds."""
-
-
 class Metrics:
-    """The ``/metrics`` resource."""
+    """The ``/metrics`` resource: the workers' files (or this process's registry), then
+    what ``extra`` collectors read at scrape time."""
 
-    def __init__(self, extra: Iterable[Collect] = ()) -> None:
-        self._registry: Any = REGISTRY
+    def __init__(self, extra: Iterable[Collector] = ()) -> None:
         directory = os.environ.get(DIRECTORY)
+        self._files = Files(directory) if directory else None
+        self._own = CollectorRegistry()
         if directory:
-            self._registry = CollectorRegistry()
-            self._registry.register(_Files(directory))
-            self._registry.register(_Workers(directory))
-        self._extra = tuple(extra)
+            self._own.register(_Workers(directory))
+        for collector in extra:
+            self._own.register(collector)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = CONTENT_TYPE_PLAIN_0_0_4  # kube's
-        resp.data = generate_latest(_Joined(self._registry, self._extra))
+        shared = self._files.text() if self._files else generate_latest(REGISTRY)
+        resp.data = shared + generate_latest(self._own)
 
 
 class StoreFigures:
@@ -116,40 +114,6 @@ class StoreFigures:
 
     def _resources(self, stats: Stats) -> list[str]:
         return sorted(set(stats.objects) | set(self._known))
-
-
-class _Joined:
-    """The registry's metrics, then the extra collectors' (``generate_latest`` takes any
-    object with ``collect``)."""
-
-    def __init__(self, registry: Any, extra: tuple[Collect, ...]) -> None:
-        self._registry = registry
-        self._extra = extra
-
-    def collect(self) -> Iterator[Any]:
-        yield from self._registry.collect()
-        for collect in self._extra:
-            yield from collect()
-
-
-class _Files:
-    """The workers' files summed. A worker's files may be folded into the archive between the
-    directory's listing and their reading: the scrape then reads the directory again."""
-
-    def __init__(self, directory: str) -> None:
-        self._directory = directory
-        self._merge: Any = MultiProcessCollector.merge  # untyped
-
-    def collect(self) -> Iterable[Any]:
-        retries = 2
-        while True:
-            try:
-                return list(self._merge(glob.glob(os.path.join(self._directory, "*.db"))))
-            except FileNotFoundError:
-                if not retries:
-                    raise
-                retries -= 1
-                time.sleep(0.01)
 
 
 class _Workers:
