@@ -85,7 +85,7 @@ def create_app(
     app.add_route("/readyz/{check}", ready, suffix="check")
     if settings.metrics:
         stored = [served.kind.plural for served in kinds if "create" in served.handlers]
-        app.add_route("/metrics", Metrics([StoreFigures(holder.get, stored).collect]))
+        app.add_route("/metrics", Metrics([StoreFigures(holder.get, stored)]))
     app.add_route("/version", Static(discovery.version))
     app.add_route("/api", NotServed())
     app.add_route("/apis", Apis(discovery))
