@@ -22,7 +22,7 @@ from handlers.admission import chain
 from handlers.api import GROUP_VERSION
 from handlers.api.admission import NO_ADMISSION, Admission
 from handlers.registry import Served, registry
-from proxy import authz, errors, lifecycle
+from proxy import auditing, authz, errors, lifecycle
 from proxy.cluster import connect
 from proxy.deadline import RequestTimeout
 from proxy.discovery import Discovery
@@ -64,8 +64,14 @@ def create_app(
 
     limit = InFlightLimit.for_worker(settings)
     timeout = RequestTimeout(settings.request_timeout_seconds)
-    gate = Gate(security.authenticator, security.authorizer, limit=limit, timeout=timeout)
-    middleware: list[Any] = [RequestLog(), *([Instrumentation()] if settings.metrics else []), gate]
+    audit = auditing.from_settings(settings)
+    gate = Gate(
+        security.authenticator, security.authorizer, limit=limit, timeout=timeout, audit=audit
+    )
+    middleware: list[Any] = [RequestLog()]
+    middleware += [Instrumentation()] if settings.metrics else []
+    middleware += [audit] if audit else []
+    middleware.append(gate)
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     for name in ("healthz", "livez"):

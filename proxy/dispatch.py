@@ -18,7 +18,7 @@ from handlers.api.params import write_options
 from handlers.api.users import User
 from handlers.registry import Served, find
 from k8s.upstream import Upstream
-from proxy import decoding, lifecycle, streaming
+from proxy import auditing, decoding, lifecycle, streaming
 from proxy.deadline import Deadline
 from proxy.negotiation import negotiate
 from proxy.render import render
@@ -68,6 +68,7 @@ class Resources:
         if req.method in _BODY_METHODS:
             raw = decoding.read(req, self._settings.max_body_bytes)
             body = decoding.decode(req.content_type, raw, patch=req.method == "PATCH")
+            auditing.request_body(req, body)
         user: User = req.context.user
         request = ApiRequest(
             kind,

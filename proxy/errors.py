@@ -58,4 +58,5 @@ def _on_http_error(
 def _on_exception(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
     request_id = req.context.get("request_id", "")
     log.exception("unhandled error serving %s %s (request %s)", req.method, req.path, request_id)
+    req.context.panic = type(ex).__name__  # the audit log's Panic stage
     _on_api_error(req, resp, internal_error(type(ex).__name__), params)
