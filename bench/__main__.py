@@ -43,6 +43,10 @@ The webhook phase (:mod:`bench.webhooks`) times creates from 8 clients on a serv
 own, in rounds with and without a validating admission webhook (a process of its own on
 loopback, which allows everything), and the create latency when the webhook takes 50 ms.
 
+The observability phase (:mod:`bench.observability`) times gets and creates from 8 clients on
+two servers of its own, one with the metrics and a Metadata audit log on, one with neither,
+in alternating rounds; then scrapes of ten workers' worth of metrics files.
+
 The watch phase (:mod:`bench.watch`) runs last, alone, on a server of its own started with
 the threads its watches need: 1,000 watches while changes are written, delivery latency,
 share delivered and the server's memory.
@@ -66,6 +70,7 @@ from bench import (
     admission,
     baseline,
     combined,
+    observability,
     ownership,
     postgres,
     scale,
@@ -195,6 +200,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     hooked = parser.add_argument_group("webhook phase (its own server): a validating webhook")
     hooked.add_argument("--no-webhooks", action="store_true", help="skip the webhook phase")
     hooked.add_argument("--webhooks-only", action="store_true", help="run only the webhook phase")
+    seen = parser.add_argument_group("observability phase (its own servers): metrics, audit")
+    seen.add_argument("--no-observability", action="store_true", help="skip the phase")
+    seen.add_argument("--observability-only", action="store_true", help="run only this phase")
     listed = parser.add_argument_group(
         "watch-list phase (its own store and server): a watch-list against a LIST"
     )
@@ -240,6 +248,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                 args.ownership_only,
                 args.admission_only,
                 args.webhooks_only,
+                args.observability_only,
                 args.watchlist_only,
             )
         )
@@ -256,6 +265,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             or args.ownership_only
             or args.admission_only
             or args.webhooks_only
+            or args.observability_only
             or args.watchlist_only
         ):
             parser.error("--baseline is measured with the main server: not with another --X-only")
@@ -272,6 +282,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         or (args.no_ownership and args.ownership_only)
         or (args.no_admission and args.admission_only)
         or (args.no_webhooks and args.webhooks_only)
+        or (args.no_observability and args.observability_only)
         or (args.no_watchlist and args.watchlist_only)
     ):
         parser.error("--no-X and --X-only exclude each other")
@@ -851,6 +862,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         or args.ownership_only
         or args.admission_only
         or args.webhooks_only
+        or args.observability_only
         or args.watchlist_only
     )
     alone = only or args.compare_only  # no phase beyond the main one's
@@ -886,6 +898,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         hooking = None
         if args.webhooks_only or not (args.no_webhooks or alone):
             hooking = webhooks.run(root, say)
+        observing = None
+        if args.observability_only or not (args.no_observability or alone):
+            observing = observability.run(root / "observability", say)
         listed = None
         if args.watchlist_only or not (args.no_watchlist or alone):
             listed = watchlist_phase(run, args)
@@ -909,6 +924,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(scale.report(admission.title(), admitting), end="\n\n")
     if hooking is not None:
         print(scale.report(webhooks.title(), hooking), end="\n\n")
+    if observing is not None:
+        print(scale.report(observability.title(), observing), end="\n\n")
     if listed is not None:
         print(scale.report(watchlist.title(args.watchlist_objects), listed), end="\n\n")
     if watched is not None:

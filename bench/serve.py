@@ -101,6 +101,7 @@ BENCH_NAMESPACES = (
     "bench-watchlist",
     "bench-combined",
     "bench-webhooks",
+    "observed",
     "creates",
     "ownership",
     "scale",

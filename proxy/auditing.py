@@ -33,6 +33,7 @@ from proxy.outlets import observed
 from proxy.requestinfo import RequestInfo
 from proxy.settings import Settings
 
+NOBODY = User("")  # before authentication: no rule of users or groups matches
 DECISION = "authorization.k8s.io/decision"
 REASON = "authorization.k8s.io/reason"
 
@@ -59,9 +60,21 @@ class Auditing:
 
     def received(self, req: falcon.Request, user: User, info: RequestInfo) -> None:
         """The request is authenticated: decide its level, write RequestReceived."""
+        event = self._begin(req, user, info)
+        if event is not None:
+            self._write(event.stage("RequestReceived"))
+
+    def unauthenticated(self, req: falcon.Request, info: RequestInfo) -> None:
+        """A credential was presented and failed (kube's ``WithFailedAuthenticationAudit``):
+        an event of nobody, written once, at ResponseStarted, with the 401."""
+        event = self._begin(req, NOBODY, info)
+        if event is not None:
+            req.context.audit_stage = "ResponseStarted"
+
+    def _begin(self, req: falcon.Request, user: User, info: RequestInfo) -> AuditEvent | None:
         config = self._policy.evaluate(user, info)
         if config.level is Level.NONE:
-            return
+            return None
         event = AuditEvent(
             config,
             audit_id=req.context.request_id,
@@ -73,7 +86,7 @@ class Auditing:
             received=time.time() - (time.perf_counter() - req.context.started),
         )
         req.context.audit = event
-        self._write(event.stage("RequestReceived"))
+        return event
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, succeeded: bool
@@ -100,7 +113,7 @@ class Auditing:
         else:
             event.log_response_object(body, code=code)
         if resp.stream is None:
-            self._write(event.stage("ResponseComplete"))
+            self._write(event.stage(getattr(req.context, "audit_stage", "ResponseComplete")))
             return
         self._write(event.stage("ResponseStarted"))
         stream = cast(Iterable[bytes], resp.stream)  # every stream here is a generator

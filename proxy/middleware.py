@@ -92,7 +92,12 @@ class Gate:
         if info.path in authz.HEALTH_PATHS:
             req.context.user = ANONYMOUS
             return
-        user = self._authenticator.authenticate(req.env)
+        try:
+            user = self._authenticator.authenticate(req.env)
+        except ApiError:
+            if self._audit is not None:
+                self._audit.unauthenticated(req, info)
+            raise
         req.context.user = user
         if self._audit is not None:
             self._audit.received(req, user, info)

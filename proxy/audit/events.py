@@ -51,6 +51,9 @@ _OBJECT_REF_FIELDS = (
 """ObjectReference's fields in kube's order; every one is omitted when empty."""
 
 
+MAX_AUDIT_ID = 256
+
+
 def micro_time(ts: float) -> str:
     """``metav1.MicroTime`` of a wall-clock time: UTC, to the microsecond."""
     micros = round(ts * 1_000_000)
@@ -118,8 +121,10 @@ def request_uri(environ: Mapping[str, Any]) -> str:
 
 def audit_id(environ: Mapping[str, Any]) -> str:
     """The caller's ``Audit-ID`` (the aggregator sends the one it logged), or a new one;
-    kube echoes it in the response's ``Audit-Id`` header."""
-    return str(environ.get("HTTP_AUDIT_ID", "")) or str(uuid.uuid4())
+    kube echoes it in the response's ``Audit-Id`` header. Unlike kube, one longer than
+    :data:`MAX_AUDIT_ID` is replaced: every log line and response would carry it."""
+    given = str(environ.get("HTTP_AUDIT_ID", ""))
+    return given if 0 < len(given) <= MAX_AUDIT_ID else str(uuid.uuid4())
 
 
 def user_agent(environ: Mapping[str, Any]) -> str:
