@@ -102,6 +102,25 @@ WATCHES_DROPPED = Counter(
 )
 
 
+class _Children:
+    """A labelled metric's series by their label values, found in a dict: prometheus-client's
+    ``labels()`` checks and locks on every call, and every request looks up four series."""
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._found: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._found.get(values)
+        if child is None:
+            child = self._found[values] = self._metric.labels(*values)
+        return child
+
+
+_REQUESTS, _DURATION, _SIZES = _Children(REQUESTS), _Children(DURATION), _Children(RESPONSE_SIZES)
+_LONG_RUNNING, _TERMINATIONS = _Children(LONG_RUNNING), _Children(TERMINATIONS)
+
+
 def watch_events_sent(resource: str, lines: Iterable[bytes]) -> None:
     """Events of a watch of ``resource`` written to its client, one line each."""
     count, sizes = _watch_series(resource)
@@ -165,21 +184,21 @@ class Instrumentation:
             return
         dry = dry_run(req.query_string)
         code = str(resp.status_code)
-        REQUESTS.labels(labels[0], dry, *labels[1:], code).inc()
+        _REQUESTS(labels[0], dry, *labels[1:], code).inc()
         terminated: int | None = getattr(req.context, "terminated", None)
         if terminated is not None:
-            TERMINATIONS.labels(*labels, str(terminated)).inc()
+            _TERMINATIONS(*labels, str(terminated)).inc()
             if terminated == 429:
                 return  # a dropped request: counted, neither timed nor measured
         started: float = req.context.started
-        duration = DURATION.labels(labels[0], dry, *labels[1:])
+        duration = _DURATION(labels[0], dry, *labels[1:])
         if resp.stream is None:
             duration.observe(time.perf_counter() - started)
             if labels[0] in ("GET", "LIST"):
                 size = len(resp.data or b"") if resp.text is None else len(resp.text)
-                RESPONSE_SIZES.labels(*labels).observe(size)
+                _SIZES(*labels).observe(size)
             return
-        running = LONG_RUNNING.labels(*labels)
+        running = _LONG_RUNNING(*labels)
         running.inc()
 
         def ended() -> None:

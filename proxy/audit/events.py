@@ -10,12 +10,13 @@ both. Where kube reads a Go ``http.Request`` these helpers read a WSGI environ.
 
 from __future__ import annotations
 
-import ipaddress
+import functools
 import logging
+import os
+import socket
 import time
-import uuid
 from collections.abc import Mapping
-from typing import Any, TypeAlias
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import orjson
@@ -58,28 +59,38 @@ def micro_time(ts: float) -> str:
     """``metav1.MicroTime`` of a wall-clock time: UTC, to the microsecond."""
     micros = round(ts * 1_000_000)
     seconds, fraction = divmod(micros, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:06d}Z"
+    return f"{_second(seconds)}.{fraction:06d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second(seconds: int) -> str:
+    """The formatted second (every event of a second shares it)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 # --- the request, as kube reads it ---------------------------------------------------------
 
-IP: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+_V4_MAPPED = bytes(10) + b"\xff\xff"
 
 
-def _parse_ip(text: str) -> IP | None:
-    """Go's ``net.ParseIP``: no zones, and an IPv4-mapped IPv6 address is the IPv4 one."""
-    if "%" in text:
+def _parse_ip(text: str) -> str | None:
+    """Go's ``net.ParseIP``, then its ``String()``: no zones, the canonical form, and an
+    IPv4-mapped IPv6 address as the IPv4 one (the C parser: ``ipaddress`` costs ten times
+    as much, and every audited request reads its addresses)."""
+    if not text or "%" in text:
         return None
     try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
+        if ":" not in text:
+            return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text))
+        packed = socket.inet_pton(socket.AF_INET6, text)
+    except OSError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
+    if packed[:12] == _V4_MAPPED:
+        return socket.inet_ntop(socket.AF_INET, packed[12:])
+    return socket.inet_ntop(socket.AF_INET6, packed)
 
 
-def _remote_ip(remote: str) -> IP | None:
+def _remote_ip(remote: str) -> str | None:
     """The connection's address, as ``host:port`` (``[v6]:port``) or as the address alone."""
     if remote.startswith("["):
         host, sep, _ = remote[1:].partition("]:")
@@ -93,17 +104,19 @@ def source_ips(environ: Mapping[str, Any]) -> list[str]:
     """kube's ``SourceIPs``: X-Forwarded-For's addresses, then X-Real-Ip unless already
     there, then the connection's address unless it is the last one already. Only the last
     cannot be made up by the client."""
-    ips: list[IP] = []
-    for part in str(environ.get("HTTP_X_FORWARDED_FOR", "")).split(","):
-        if (ip := _parse_ip(part.strip())) is not None:
-            ips.append(ip)
+    ips: list[str] = []
+    forwarded = str(environ.get("HTTP_X_FORWARDED_FOR", ""))
+    if forwarded:
+        for part in forwarded.split(","):
+            if (ip := _parse_ip(part.strip())) is not None:
+                ips.append(ip)
     real = _parse_ip(str(environ.get("HTTP_X_REAL_IP", "")))
     if real is not None and real not in ips:
         ips.append(real)
     remote = _remote_ip(str(environ.get("REMOTE_ADDR", "")))
     if remote is not None and (not ips or ips[-1] != remote):
         ips.append(remote)
-    return [str(ip) for ip in ips]
+    return ips
 
 
 def request_uri(environ: Mapping[str, Any]) -> str:
@@ -124,7 +137,14 @@ def audit_id(environ: Mapping[str, Any]) -> str:
     kube echoes it in the response's ``Audit-Id`` header. Unlike kube, one longer than
     :data:`MAX_AUDIT_ID` is replaced: every log line and response would carry it."""
     given = str(environ.get("HTTP_AUDIT_ID", ""))
-    return given if 0 < len(given) <= MAX_AUDIT_ID else str(uuid.uuid4())
+    return given if 0 < len(given) <= MAX_AUDIT_ID else _uuid4()
+
+
+def _uuid4() -> str:
+    """A random (version 4) UUID in its usual form, at a fifth of ``str(uuid.uuid4())``."""
+    h = os.urandom(16).hex()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
 def user_agent(environ: Mapping[str, Any]) -> str:

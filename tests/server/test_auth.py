@@ -24,11 +24,17 @@ from cryptography.x509.oid import NameOID
 from devtools.certs import Issued, issue, new_ca
 from tests.fakes.cluster import FakeCluster, authentication_data
 from tests.fakes.objects import NAMESPACES
+from tests.support.auditschema import validate_event
 from tests.support.servers import Pki, Server, run_server
 
 GV = "/apis/search.task.example.example.com/v1"
 TASKS = f"{GV}/namespaces/team/customtasks"
 FRONT_PROXY = "front-proxy-client"
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+rules:
+  - level: Metadata
+"""
 
 
 @dataclass
@@ -37,6 +43,7 @@ class Setup:
     cluster: FakeCluster
     front_proxy_ca: Issued
     directory: Path
+    audit_id: str = ""  # of the last request()
 
     def front_proxy(
         self, name: str = FRONT_PROXY, ca: Issued | None = None, **kw: Any
@@ -69,9 +76,23 @@ class Setup:
             conn.endheaders()
             response = conn.getresponse()
             body = response.read()
+            self.audit_id = response.getheader("Audit-Id") or ""
         finally:
             conn.close()
         return response.status, orjson.loads(body) if body.startswith(b"{") else {}
+
+    def audited(self, audit_id: str, stages: int) -> list[dict[str, Any]]:
+        """The audit log's events of one request, once ``stages`` of them are written."""
+
+        def events() -> list[dict[str, Any]]:
+            lines = (self.directory / "audit.log").read_bytes().splitlines()
+            return [e for e in map(orjson.loads, lines) if e["auditID"] == audit_id]
+
+        _eventually(lambda: len(events()) >= stages)
+        found = events()
+        for event in found:
+            validate_event(event)
+        return found
 
     def sar_users(self) -> list[str]:
         return [r["spec"]["user"] for r in self.cluster.reviews()]
@@ -98,10 +119,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             pki.ca.cert_pem, front_proxy_ca.cert_pem, [FRONT_PROXY]
         )
         cluster.objects.put(NAMESPACES, {"metadata": {"name": "team"}})  # writes go there
+        (directory / "policy.yaml").write_text(AUDIT_POLICY)
         env = {
             "APISERVER_KUBECONFIG": str(cluster.kubeconfig(directory / "kubeconfig")),
             "APISERVER_AUTH_REFRESH_SECONDS": "0.3",
             "APISERVER_REVIEW_TIMEOUT_SECONDS": "1",
+            "APISERVER_AUDIT_POLICY_FILE": str(directory / "policy.yaml"),
+            "APISERVER_AUDIT_LOG_PATH": str(directory / "audit.log"),
         }
         with run_server(directory, pki=pki, env=env) as server:
             yield Setup(server, cluster, front_proxy_ca, directory)
@@ -144,6 +168,36 @@ def test_a3_front_proxy_cn_not_allowed_is_401(fresh: Setup) -> None:
     )
     assert (status, body["reason"]) == (401, "Unauthorized")
     assert fresh.cluster.reviews() == []
+    # kube's WithFailedAuthenticationAudit: one event of nobody, when the 401 starts
+    [event] = fresh.audited(fresh.audit_id, 1)
+    assert (event["stage"], event["user"], event["verb"]) == ("ResponseStarted", {}, "list")
+    assert event["responseStatus"] == {
+        "metadata": {},
+        "status": "Failure",
+        "message": "Unauthorized",
+        "reason": "Unauthorized",
+        "code": 401,
+    }
+    assert "annotations" not in event
+
+
+def test_the_audit_log_records_the_reviews_decision_and_reason(fresh: Setup) -> None:
+    fresh.cluster.decide = lambda spec: (spec["user"] == "alice", "RBAC: decided by the test")
+    allowed, _ = fresh.request(TASKS, cert=fresh.client("alice"))
+    assert allowed == 200
+    events = fresh.audited(fresh.audit_id, 2)
+    assert events[-1]["annotations"] == {
+        "authorization.k8s.io/decision": "allow",
+        "authorization.k8s.io/reason": "RBAC: decided by the test",
+    }
+    denied, _ = fresh.request(TASKS, cert=fresh.client("bob"))
+    assert denied == 403
+    events = fresh.audited(fresh.audit_id, 2)
+    assert events[-1]["annotations"] == {
+        "authorization.k8s.io/decision": "forbid",
+        "authorization.k8s.io/reason": "RBAC: decided by the test",
+    }
+    assert events[-1]["user"]["username"] == "bob"
 
 
 def test_a3_allowed_front_proxy_passes_user_groups_extras_and_uid(fresh: Setup) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import uuid
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # no py.typed, no stubs
@@ -515,8 +516,11 @@ def test_the_request_uri_is_the_path_and_query_as_sent() -> None:
 def test_the_audit_id_is_the_callers_or_a_new_uuid() -> None:
     assert audit_id({"HTTP_AUDIT_ID": "from-the-aggregator"}) == "from-the-aggregator"
     fresh = audit_id({})
-    assert len(fresh) == 36
+    assert uuid.UUID(fresh).version == 4 and str(uuid.UUID(fresh)) == fresh
     assert fresh != audit_id({})
+    long = "x" * 257  # an ID every log line and response would carry: replaced
+    assert audit_id({"HTTP_AUDIT_ID": long}) != long
+    assert audit_id({"HTTP_AUDIT_ID": "y" * 256}) == "y" * 256
 
 
 def test_a_long_user_agent_is_truncated_as_kube_does() -> None:
