@@ -9,6 +9,10 @@ requests of one verb; the difference of the two totals divided by the difference
 counts is the cost of one request, free of start-up. What it leaves out is the same for both
 sides and outside the app: TLS, gunicorn's worker and its head parsing, the client.
 
+Settings come from the environment's ``APISERVER_*`` variables (the store aside), for both
+sides: ``APISERVER_AUDIT_POLICY_FILE=policy.yaml`` prices the audit log, say (with
+``PROMETHEUS_MULTIPROC_DIR`` set, the metrics are kept in files, as under gunicorn).
+
 Valgrind is a system package (``apt-get install valgrind``); the phase says so and stops
 when it is missing. It takes a few minutes: the app runs about 50 times slower under it.
 """
@@ -54,9 +58,9 @@ def drive(root: Path, verb: str, count: int, warm: int) -> None:
             return authz.Decision(True)
 
     store = Path(tempfile.mkdtemp()) / "store.db"
-    app = create_app(
-        Settings.from_env({"APISERVER_SQLITE_PATH": str(store)}), authorizer=AllowAll()
-    )
+    chosen = {k: v for k, v in os.environ.items() if k.startswith("APISERVER_")}
+    settings = Settings.from_env({**chosen, "APISERVER_SQLITE_PATH": str(store)})
+    app = create_app(settings, authorizer=AllowAll())
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
         return None

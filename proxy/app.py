@@ -63,6 +63,8 @@ def create_app(
         admission = chain.connect(cluster.reviews, stop)
 
     limit = InFlightLimit.for_worker(settings)
+    if limit is not None:
+        limit.report(stop)
     timeout = RequestTimeout(settings.request_timeout_seconds)
     audit = auditing.from_settings(settings)
     gate = Gate(

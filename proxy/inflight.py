@@ -11,7 +11,7 @@ Each gunicorn worker process holds its share of the server's limits (the limit d
 workers, rounded up), so the whole server admits what one kube-apiserver would. Health probes
 never meet the limit: they are answered before authentication, and kube-apiserver's default
 flow control exempts them too (FlowSchema ``probes``). ``apiserver_current_inflight_requests``
-is the slots in use now (kube reports the most used in the last second).
+is, as kube's, the most slots used in the last second (summed over the workers).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ READ_ONLY_VERBS = frozenset({"get", "list", "watch"})
 """kube's ``nonMutatingRequestVerbs``; a non-resource request's verb is its method, lowercased."""
 
 Release = Callable[[], None]
+REPORT_SECONDS = 1.0  # kube's inflightUsageMetricUpdatePeriod
 
 
 def worker_share(limit: int, workers: int) -> int:
@@ -40,25 +41,32 @@ def worker_share(limit: int, workers: int) -> int:
 
 class _Pool:
     """Free slots counted behind a lock (``threading.Semaphore`` is written in Python and
-    costs three times as much a request; nothing here ever waits for a slot)."""
+    costs three times as much a request; nothing here ever waits for a slot), and the most
+    used since the last report."""
 
     def __init__(self, size: int, kind: str) -> None:
-        self._free = size
+        self._free = self._size = size
+        self._highest = 0
         self._lock = threading.Lock()
-        self._used = IN_FLIGHT.labels(kind)
+        self._gauge = IN_FLIGHT.labels(kind)
 
     def take(self) -> bool:
         with self._lock:
             if not self._free:
                 return False
             self._free -= 1
-        self._used.inc()
-        return True
+            self._highest = max(self._highest, self._size - self._free)
+            return True
 
     def give(self) -> None:
         with self._lock:
             self._free += 1
-        self._used.dec()
+
+    def report(self) -> None:
+        """Publish the most slots used since the last report, and start counting again."""
+        with self._lock:
+            highest, self._highest = self._highest, self._size - self._free
+        self._gauge.set(highest)
 
 
 class InFlightLimit:
@@ -67,6 +75,19 @@ class InFlightLimit:
     def __init__(self, *, read_only: int, mutating: int) -> None:
         self._read_only = _Pool(read_only, "readOnly") if read_only > 0 else None
         self._mutating = _Pool(mutating, "mutating") if mutating > 0 else None
+
+    def report(self, stop: threading.Event, period: float = REPORT_SECONDS) -> None:
+        """Until ``stop`` is set, every ``period``: ``apiserver_current_inflight_requests``
+        of each pool, as kube's filter updates it (a gauge written per request would cost
+        every request two writes to the metrics file)."""
+
+        def loop() -> None:
+            while not stop.wait(period):
+                for pool in (self._read_only, self._mutating):
+                    if pool is not None:
+                        pool.report()
+
+        threading.Thread(target=loop, name="inflight-report", daemon=True).start()
 
     @classmethod
     def for_worker(cls, settings: Settings) -> InFlightLimit | None:

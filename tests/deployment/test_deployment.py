@@ -28,13 +28,13 @@ from typing import Any
 import kubernetes_validate
 import orjson
 import pytest
-import yaml
 from cryptography import x509
 
 from devtools import clustercerts
 from devtools.certs import issue, new_ca
 from handlers.api import GROUP, VERSION
 from tests.fakes.cluster import FakeCluster, authentication_data
+from tests.support.kustomize import Docs, render
 from tests.support.servers import ROOT, free_port
 
 MANIFESTS = ROOT / "k8s" / "manifests"
@@ -42,21 +42,6 @@ OVERLAYS = ("base", "overlays/sqlite", "overlays/postgres", "local")  # local: `
 KUBERNETES = ("1.31.0", "1.33.0")  # selectableFields of the CRD need 1.31
 CERT_MANAGER = "cert-manager.io/v1"  # custom resources: no schema in kubernetes-validate
 NAMESPACE, SERVICE = "task-search", "task-search-api"
-Docs = list[dict[str, Any]]
-
-
-def render(directory: Path) -> Docs:
-    kubectl = shutil.which("kubectl")
-    assert kubectl is not None, "kubectl is part of this project's test environment"
-    out = subprocess.run(
-        [kubectl, "kustomize", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # no py.typed, no stubs
@@ -20,6 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.support.kustomize import Docs, render
 from tests.support.servers import ROOT
 
 MANIFESTS = ROOT / "k8s" / "manifests"
@@ -35,21 +34,6 @@ OVERLAYS = {
     "postgres": ("postgres", "cert-manager", "monitoring"),
     "postgres-after": ("monitoring", "postgres", "cert-manager"),
 }
-Docs = list[dict[str, Any]]
-
-
-def render(directory: Path) -> Docs:
-    kubectl = shutil.which("kubectl")
-    assert kubectl is not None, "kubectl is part of this project's test environment"
-    out = subprocess.run(
-        [kubectl, "kustomize", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,14 @@ from typing import Any
 import falcon
 import pytest
 from falcon.testing import Result, TestClient
+from prometheus_client import REGISTRY
 
 from handlers.api.errors import ApiError, not_found_path
 from handlers.api.users import User
 from proxy import authz, errors
 from proxy.authn import ANONYMOUS, Authenticator
 from proxy.deadline import RequestTimeout
-from proxy.inflight import InFlightLimit, worker_share
+from proxy.inflight import InFlightLimit, _Pool, worker_share
 from proxy.middleware import Gate, RequestLog
 from proxy.requestinfo import RequestInfo, parse
 from proxy.settings import Settings
@@ -325,3 +326,25 @@ def test_no_handler_starts_after_the_deadline() -> None:
 def test_zero_means_no_request_timeout() -> None:
     assert gated(Slow(), timeout=0).simulate_get(THINGS).status_code == 201
     assert Settings.from_env({}).request_timeout_seconds == 60
+
+
+def test_the_in_flight_gauge_is_the_most_used_since_the_last_report_as_kubes() -> None:
+    """kube's ``apiserver_current_inflight_requests``: "Maximal number of currently used
+    inflight request limit of this apiserver per request kind in last second"."""
+    pool = _Pool(5, "unit-test")  # a kind of its own: no other pool writes its series
+
+    def reported() -> float | None:
+        pool.report()
+        return REGISTRY.get_sample_value(
+            "apiserver_current_inflight_requests", {"request_kind": "unit-test"}
+        )
+
+    for _ in range(3):
+        assert pool.take()
+    pool.give()
+    pool.give()
+    assert reported() == 3  # the peak, though one is in flight now
+    assert reported() == 1  # the next period starts from what is in flight
+    pool.give()
+    assert reported() == 1
+    assert reported() == 0
