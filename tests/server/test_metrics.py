@@ -232,6 +232,34 @@ def test_a_scrape_is_a_non_resource_get_authorized_by_a_subject_access_review(
     assert setup.cluster.reviews() == []  # system:masters needs no review
 
 
+def test_our_own_metrics_count_reviews_cluster_calls_and_admission(setup: Setup) -> None:
+    setup.cluster.decide = lambda spec: (spec["user"] == "carol", "")
+    carol = setup.server.session("carol", ("devs",))  # one connection: one worker's cache
+    admin = setup.fresh()
+    before = setup.scrape()
+    for _ in range(3):
+        assert carol.get(f"{setup.server.url}{TASKS}/nothing").status_code == 404
+    for name in ("admitted-1", "admitted-2"):
+        assert admin.post(f"{setup.server.url}{TASKS}", json=task(name)).status_code == 201
+    ghost = f"{setup.server.url}{GV}/namespaces/ghost/customtasks"
+    assert admin.post(ghost, json=task("refused")).status_code == 404  # NamespaceLifecycle
+    after = setup.scrape()
+
+    lookups = delta(before, after, "task_search_review_cache_lookups_total")
+    by_result = {dict(k)["result"]: v for k, v in lookups.items()}
+    assert {dict(k)["review"] for k in lookups} == {"SubjectAccessReview"}
+    assert sum(by_result.values()) == 3 and by_result["miss"] >= 1
+    posts = delta(before, after, "task_search_cluster_requests_total")
+    reviews = sum(v for k, v in posts.items() if dict(k)["verb"] == "POST")
+    assert reviews == by_result["miss"]  # each miss is one SubjectAccessReview sent
+    timed = delta(before, after, "task_search_admission_duration_seconds_count")
+    lifecycle = {"plugin": "NamespaceLifecycle", "operation": "CREATE", "type": "validate"}
+    assert timed[frozenset({**lifecycle, "rejected": "false"}.items())] == 2
+    assert timed[frozenset({**lifecycle, "rejected": "true"}.items())] == 1
+    refused = delta(before, after, "task_search_admission_refusals_total")
+    assert refused == {frozenset(lifecycle.items()): 1}
+
+
 def test_no_metrics_when_they_are_off(tmp_path: Path) -> None:
     with run_server(tmp_path, workers=1, env={"APISERVER_METRICS": "false"}) as server:
         response = server.session().get(f"{server.url}/metrics", timeout=30)
