@@ -1,19 +1,17 @@
-"""The Task controller, the Procfile's ``controller`` process: finalizer, labels and Events.
+"""The Task controller, the Procfile's ``controller`` process, built as the ecosystem builds
+controllers (controller-runtime, kopf): an informer, a work queue, workers, leader election.
 
-It lists the cluster's Tasks, then watches them from the list's resourceVersion (resuming from
-the last one seen, listing again after a 410), and for each Task:
-
-- adds the finalizer ``example.example.com/finalizer`` and the labels
-  ``example.example.com/priority``, ``example.example.com/deadline`` (unix seconds) and
-  ``example.example.com/task-indexer`` (the key the search answers it by), as the tutorial's
-  webhook does;
-- records core Events labelled ``example.example.com/task-uid=<uid>``: ``TaskCreated`` the
-  first time, ``TaskUpdated`` when the spec's generation moves on (both Normal), and
-  ``TaskDeleted`` (Warning) once the task is being deleted, after which it removes its
-  finalizer so the deletion completes.
-
-Every Event carries the task generation it records, and the controller reads them back when it
-starts: a restart, a resync or a change of labels records nothing twice.
+- An :class:`k8s.informer.Informer` keeps every Task in memory (listing, watching, listing
+  again after a 410) and queues the key of each one that changes.
+- A :class:`k8s.workqueue.WorkQueue` hands each key to one worker at a time, collapses repeated
+  changes, and serves live changes before the initial list's backlog; a failed reconcile
+  (5xx, timeout, 409...) comes back after client-go's backoff, a task gone ends its key.
+- ``workers`` threads reconcile (:class:`k8s.reconciler.TaskReconciler`) from the informer's
+  copy of the task, the latest there is, never from the watch event that queued it.
+- Only the leader reconciles (:class:`k8s.leaderelection.LeaderElector`, a Lease); the others
+  keep their informer warm and take over when the lease is released or expires. Before its
+  first reconcile a leader reads back every Event recorded for tasks, whoever recorded them.
+- ``/healthz``, ``/readyz`` and ``/metrics`` on a small port (:class:`k8s.probes.Probes`).
 """
 
 from __future__ import annotations
@@ -24,206 +22,252 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from k8s import SERVICE_ACCOUNT, paths
 from k8s.client import Cluster, ClusterError
+from k8s.controllermetrics import (
+    ACTIVE_WORKERS,
+    MAX_CONCURRENT,
+    RECONCILE_ERRORS,
+    RECONCILE_TIME,
+    RECONCILES,
+)
 from k8s.events import TASK_UID
-from k8s.reflector import Reflector
-from k8s.taskindex import INDEXER_LABEL, indexer_key
+from k8s.health import Check
+from k8s.informer import Informer, Key
+from k8s.leaderelection import LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD, LeaderElector
+from k8s.probes import Probes
+from k8s.reconciler import TaskReconciler
+from k8s.recorder import EventRecorder
+from k8s.taskhistory import TaskHistory
+from k8s.workqueue import BACKLOG, LIVE, WorkQueue
 
 log = logging.getLogger("task-controller")
 
-FINALIZER = "example.example.com/finalizer"
-PRIORITY_LABEL = "example.example.com/priority"
-DEADLINE_LABEL = "example.example.com/deadline"
-GENERATION = "example.example.com/task-generation"  # annotation: the generation an Event records
-COMPONENT = "task-controller"
-
-
-@dataclass(slots=True)
-class Recorded:
-    """What the controller has recorded for one task."""
-
-    generation: int = 0  # the latest generation an Event recorded (0: none yet)
-    deleted: bool = False
+NAME = "task"
+"""The controller's name in metrics, as controller-runtime names a controller for its kind."""
+NOT_FOUND = 404
+PAGE_SIZE = 500
+RETRY_SECONDS = 2.0
 
 
 class Controller:
-    """Reconciles every Task of the cluster; ``run`` until ``stop`` is set."""
+    """Reconciles every Task of the cluster with ``workers`` threads while :meth:`lead` runs."""
 
-    def __init__(self, cluster: Cluster, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self, cluster: Cluster, stop: threading.Event, *, workers: int = 4, instance: str = ""
+    ) -> None:
         self._cluster = cluster
-        self._stop = stop or threading.Event()
-        self._recorded: dict[str, Recorded] = {}
-        self._instance = socket.gethostname()
+        self._workers = workers
+        self._history = TaskHistory()
+        recorder = EventRecorder(cluster, instance or socket.gethostname())
+        self._reconciler = TaskReconciler(cluster, self._history, recorder)
+        self._queue: WorkQueue[Key] | None = None
+        self.informer = Informer(
+            cluster, paths.tasks(), stop, on_list=self._listed, on_change=self._changed
+        )
+        MAX_CONCURRENT.labels(NAME).set(workers)
 
-    def run(self) -> None:
-        Reflector(
-            self._cluster, paths.tasks(), replace=self._replace, apply=self._apply, stop=self._stop
-        ).run()
+    def start(self) -> Controller:
+        """Follow the cluster's Tasks (leader or not, so that a new leader starts warm)."""
+        self.informer.start()
+        return self
 
-    # the cluster's state
-
-    def _remember(self) -> None:
-        """Read back the Events recorded before: what is done is not done again."""
-        listed = self._cluster.get(paths.events(), {"labelSelector": TASK_UID})
-        self._recorded.clear()
-        for event in listed.get("items") or []:
-            metadata = event.get("metadata") or {}
-            uid = (metadata.get("labels") or {}).get(TASK_UID)
-            if not uid:
-                continue
-            recorded = self._recorded.setdefault(uid, Recorded())
-            generation = int((metadata.get("annotations") or {}).get(GENERATION) or 0)
-            recorded.generation = max(recorded.generation, generation)
-            recorded.deleted = recorded.deleted or event.get("reason") == "TaskDeleted"
-
-    def _replace(self, tasks: list[dict[str, Any]], revision: str) -> None:
-        self._remember()
-        for task in tasks:
-            self._reconcile(task)
-
-    def _apply(self, kind: str, task: dict[str, Any]) -> None:
-        if kind == "DELETED":
-            self._recorded.pop(_uid(task), None)
-        else:
-            self._reconcile(task)
-
-    # one task
-
-    def _reconcile(self, task: dict[str, Any]) -> None:
-        try:
-            if task["metadata"].get("deletionTimestamp"):
-                self._finish(task)
-            else:
-                self._keep(task)
-        except ClusterError as error:
-            # A conflict means a newer version is on its way through the watch.
-            log.info("task %s/%s: %s", _namespace(task), _name(task), error)
-
-    def _keep(self, task: dict[str, Any]) -> None:
-        metadata = task["metadata"]
-        labels = dict(metadata.get("labels") or {})
-        wanted = {**labels, **_labels(task)}
-        finalizers = list(metadata.get("finalizers") or [])
-        if FINALIZER not in finalizers:
-            finalizers.append(FINALIZER)
-        if wanted != labels or finalizers != metadata.get("finalizers"):
-            self._patch(task, {"labels": wanted, "finalizers": finalizers})
-        recorded = self._recorded.setdefault(_uid(task), Recorded())
-        generation = int(metadata.get("generation") or 1)
-        if recorded.generation == 0:
-            self._record(task, "TaskCreated", "Task has been created", "Normal")
-        elif generation > recorded.generation:
-            self._record(task, "TaskUpdated", "Task has been updated", "Normal")
-        recorded.generation = max(recorded.generation, generation)
-
-    def _finish(self, task: dict[str, Any]) -> None:
-        finalizers = list(task["metadata"].get("finalizers") or [])
-        if FINALIZER not in finalizers:
+    def lead(self, ended: threading.Event) -> None:
+        """Reconcile until ``ended`` is set: once the informer has listed every task and the
+        Events recorded for them are read back, every task is queued behind live changes."""
+        while not self.informer.synced.wait(0.1):
+            if ended.is_set():
+                return
+        if not self._learn(ended):
             return
-        recorded = self._recorded.setdefault(_uid(task), Recorded())
-        if not recorded.deleted:
-            self._record(task, "TaskDeleted", "Task has been deleted", "Warning")
-            recorded.deleted = True
-        finalizers.remove(FINALIZER)
-        self._patch(task, {"finalizers": finalizers or None})
+        queue: WorkQueue[Key] = WorkQueue(name=NAME)
+        self._queue = queue
+        for key in self.informer.every_key():
+            queue.add(key, BACKLOG)
+        threads = [
+            threading.Thread(target=self._work, args=(queue,), name=f"worker {n}", daemon=True)
+            for n in range(self._workers)
+        ]
+        for thread in threads:
+            thread.start()
+        log.info("reconciling with %d workers", self._workers)
+        ended.wait()
+        self._queue = None
+        queue.shutdown()
+        for thread in threads:
+            thread.join()
 
-    def _patch(self, task: Mapping[str, Any], metadata: dict[str, Any]) -> None:
-        """A merge patch of ``metadata``, on the version read only (409 otherwise)."""
-        version = task["metadata"]["resourceVersion"]
-        self._cluster.patch(
-            paths.tasks(_namespace(task), _name(task)),
-            {"metadata": {**metadata, "resourceVersion": version}},
+    def run(self, stop: threading.Event) -> None:
+        """Lead alone, without an election, until ``stop``."""
+        self.start().lead(stop)
+
+    # the informer's handlers
+
+    def _listed(self, keys: Iterable[Key]) -> None:
+        queue = self._queue
+        if queue is not None:
+            for key in keys:
+                queue.add(key, BACKLOG)
+
+    def _changed(self, key: Key) -> None:
+        queue = self._queue
+        if queue is not None:
+            queue.add(key, LIVE)
+
+    # the work
+
+    def _learn(self, ended: threading.Event) -> bool:
+        """Read back every Event recorded for a task (retrying until it works or ``ended``)."""
+        while not ended.is_set():
+            try:
+                self._history.learn(self._events())
+                return True
+            except ClusterError as error:
+                log.warning("the recorded Events cannot be read: %s", error)
+                ended.wait(RETRY_SECONDS)
+        return False
+
+    def _events(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        params = {"labelSelector": TASK_UID, "limit": str(PAGE_SIZE)}
+        while True:
+            listed = self._cluster.get(paths.events(), params)
+            events.extend(listed.get("items") or [])
+            token = (listed.get("metadata") or {}).get("continue")
+            if not token:
+                return events
+            params = {**params, "continue": token}
+
+    def _work(self, queue: WorkQueue[Key]) -> None:
+        active = ACTIVE_WORKERS.labels(NAME)
+        while (key := queue.get()) is not None:
+            active.inc()
+            started = time.perf_counter()
+            try:
+                result = self._process(queue, key)
+            finally:
+                queue.done(key)
+                active.dec()
+            RECONCILE_TIME.labels(NAME).observe(time.perf_counter() - started)
+            RECONCILES.labels(NAME, result).inc()
+
+    def _process(self, queue: WorkQueue[Key], key: Key) -> str:
+        """Reconcile the task at ``key`` as the informer has it now: "success" or "error"."""
+        task = self.informer.get(*key)
+        try:
+            if task is not None:
+                self._reconciler.reconcile(task)
+        except ClusterError as error:
+            if error.status != NOT_FOUND:
+                return self._failed(queue, key, error)
+            task = None  # deleted meanwhile: the watch brings the news
+        except Exception as error:  # a bug must not kill the worker: retried, and logged
+            log.exception("task %s/%s: reconcile failed", *key)
+            return self._failed(queue, key, error)
+        if task is None:
+            self._history.forget(*key)
+        queue.forget(key)
+        return "success"
+
+    def _failed(self, queue: WorkQueue[Key], key: Key, error: Exception) -> str:
+        queue.add_rate_limited(key)
+        RECONCILE_ERRORS.labels(NAME).inc()
+        log.info("task %s/%s: %s (retry %d)", *key, error, queue.retries(key))
+        return "error"
+
+
+@dataclass(frozen=True)
+class Options:
+    """The controller's settings (the README's table, ``APISERVER_CONTROLLER_*``)."""
+
+    workers: int = 4
+    leader_elect: bool = True
+    lease_namespace: str = "default"
+    lease_name: str = "task-controller"
+    lease_duration: float = LEASE_DURATION
+    renew_deadline: float = RENEW_DEADLINE
+    retry_period: float = RETRY_PERIOD
+    probe_host: str = ""
+    probe_port: int = 8081
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str], service_account: str) -> Options:
+        def get(name: str) -> str:
+            return env.get(f"APISERVER_CONTROLLER_{name}", "")
+
+        namespace_file = Path(service_account) / "namespace"
+        pod_namespace = namespace_file.read_text().strip() if namespace_file.is_file() else ""
+        host, _, port = (get("PROBE_ADDRESS") or ":8081").rpartition(":")
+        return cls(
+            workers=max(1, int(get("WORKERS") or cls.workers)),
+            leader_elect=(get("LEADER_ELECT") or "true").lower() != "false",
+            lease_namespace=get("LEASE_NAMESPACE") or pod_namespace or cls.lease_namespace,
+            lease_name=get("LEASE_NAME") or cls.lease_name,
+            lease_duration=float(get("LEASE_DURATION") or cls.lease_duration),
+            renew_deadline=float(get("RENEW_DEADLINE") or cls.renew_deadline),
+            retry_period=float(get("RETRY_PERIOD") or cls.retry_period),
+            probe_host=host,
+            probe_port=int(port),
         )
-
-    def _record(self, task: Mapping[str, Any], reason: str, message: str, kind: str) -> None:
-        now = datetime.now(UTC)
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        metadata = task["metadata"]
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                # kube's recorder names an Event after its object and the time
-                "name": f"{_name(task)}.{time.time_ns():x}",
-                "namespace": _namespace(task),
-                "labels": {TASK_UID: _uid(task)},
-                "annotations": {GENERATION: str(metadata.get("generation") or 1)},
-            },
-            "involvedObject": {
-                "apiVersion": task.get("apiVersion", "example.example.com/v1"),
-                "kind": task.get("kind", "Task"),
-                "name": _name(task),
-                "namespace": _namespace(task),
-                "uid": _uid(task),
-                "resourceVersion": metadata.get("resourceVersion", ""),
-            },
-            "reason": reason,
-            "message": message,
-            "type": kind,
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": self._instance,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-        }
-        self._cluster.post(paths.events(_namespace(task)), event)
-        log.info("task %s/%s: %s", _namespace(task), _name(task), reason)
-
-
-def _labels(task: Mapping[str, Any]) -> dict[str, str]:
-    """The labels the tutorial's webhook derives from the spec, and the key ``details``
-    answers the task by in its plain-text answer (tutorial part 3)."""
-    spec = task.get("spec") or {}
-    metadata = task["metadata"]
-    labels = {
-        INDEXER_LABEL: indexer_key(
-            _namespace(task), _name(task), int(metadata.get("generation") or 1)
-        )
-    }
-    if spec.get("priority") is not None:
-        labels[PRIORITY_LABEL] = str(spec["priority"])
-    if spec.get("deadline"):
-        deadline = datetime.fromisoformat(str(spec["deadline"]).replace("Z", "+00:00"))
-        labels[DEADLINE_LABEL] = str(int(deadline.timestamp()))
-    return labels
-
-
-def _uid(obj: Mapping[str, Any]) -> str:
-    return str(obj["metadata"].get("uid", ""))
-
-
-def _name(obj: Mapping[str, Any]) -> str:
-    return str(obj["metadata"].get("name", ""))
-
-
-def _namespace(obj: Mapping[str, Any]) -> str:
-    return str(obj["metadata"].get("namespace", ""))
 
 
 def main() -> None:
     """Run against the cluster of ``APISERVER_KUBECONFIG``, ``KUBECONFIG`` or the pod's
-    service account, until SIGTERM or SIGINT."""
+    service account until SIGTERM or SIGINT (exit 0, the lease released), or until the lease
+    is lost (exit 1, as controller-runtime: the pod restarts and stands by)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    service_account = os.environ.get("APISERVER_SERVICE_ACCOUNT_DIR", SERVICE_ACCOUNT)
     cluster = Cluster.from_environment(
-        os.environ.get("APISERVER_KUBECONFIG") or None,
-        service_account=os.environ.get("APISERVER_SERVICE_ACCOUNT_DIR", SERVICE_ACCOUNT),
+        os.environ.get("APISERVER_KUBECONFIG") or None, service_account=service_account
     )
     if cluster is None:
         raise SystemExit("no cluster: set KUBECONFIG or run in a pod")
+    options = Options.from_environment(os.environ, service_account)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    worker = threading.Thread(target=Controller(cluster, stop).run, daemon=True)
-    worker.start()
-    while worker.is_alive() and not stop.wait(1.0):
-        pass
+    host = socket.gethostname()
+    controller = Controller(cluster, stop, workers=options.workers, instance=host).start()
+    if not options.leader_elect:
+        probes = Probes(options.probe_host, options.probe_port, _ready(controller, None)).start()
+        controller.lead(stop)
+        probes.stop()
+        return
+    elector = LeaderElector(
+        cluster,
+        options.lease_namespace,
+        options.lease_name,
+        f"{host}_{uuid.uuid4()}",  # controller-runtime's identity: unique per process
+        lease_duration=options.lease_duration,
+        renew_deadline=options.renew_deadline,
+        retry_period=options.retry_period,
+    )
+    probes = Probes(options.probe_host, options.probe_port, _ready(controller, elector)).start()
+    kept = elector.run(stop, controller.lead)
+    probes.stop()
+    if not kept:
+        raise SystemExit("leader election lost")
+
+
+def _ready(controller: Controller, elector: LeaderElector | None) -> dict[str, Check]:
+    """Ready once the informer has listed every task, and the lease has been read (leader or
+    standby alike: a standby is ready to take over)."""
+
+    def synced() -> str:
+        return "" if controller.informer.synced.is_set() else "the Tasks are not listed yet"
+
+    def elected() -> str:
+        if elector is None or elector.leading.is_set() or elector.holder:
+            return ""
+        return "the lease has not been read yet"
+
+    return {"informer-sync": synced, "leader-election": elected}
 
 
 if __name__ == "__main__":

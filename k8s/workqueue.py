@@ -12,8 +12,9 @@ priority queue), for the Task controller's workers.
   exponential backoff (5 ms, doubling, at most 1,000 s) and an overall token bucket (10 per
   second, bursts of 100); ``forget`` clears a key's backoff once it succeeds.
 
-No well-kept Python library offers this (kopf's is part of its own framework), so it is small
-and written here.
+A queue given a ``name`` reports controller-runtime's ``workqueue_*`` metrics under it
+(:mod:`k8s.controllermetrics`). No well-kept Python library offers this (kopf's is part of its
+own framework), so it is small and written here.
 """
 
 from __future__ import annotations
@@ -23,10 +24,22 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from k8s.controllermetrics import (
+    ADDS,
+    QUEUE_DURATION,
+    QUEUE_GAUGES,
+    RETRIES,
+    WORK_DURATION,
+    QueueState,
+)
 
 LIVE, BACKLOG = 0, 1
 """Priorities: a watch's change, and an item of the initial list or a resync."""
+
+K = TypeVar("K", bound=Hashable)
 
 
 class _Bucket:
@@ -48,12 +61,13 @@ class _Bucket:
         return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
 
 
-class WorkQueue:
+class WorkQueue(Generic[K]):
     """Keys for workers: ``get`` one, process it, ``done`` with it (see the module)."""
 
     def __init__(
         self,
         *,
+        name: str = "",
         base_delay: float = 0.005,
         max_delay: float = 1000.0,
         rate: float = 10.0,
@@ -63,43 +77,53 @@ class WorkQueue:
         self._clock = clock
         self._base, self._max = base_delay, max_delay
         self._bucket = _Bucket(rate, burst, clock)
-        self._failures: dict[str, int] = {}
-        self._lines: tuple[collections.deque[str], ...] = (collections.deque(), collections.deque())
-        self._waiting: dict[str, int] = {}  # key -> the priority it waits at (or will, once done)
-        self._processing: set[str] = set()
-        self._later: list[tuple[float, int, str]] = []  # (due, order, key): retries
+        self._failures: dict[K, int] = {}
+        self._lines: tuple[collections.deque[K], ...] = (collections.deque(), collections.deque())
+        self._waiting: dict[K, int] = {}  # key -> the priority it waits at (or will, once done)
+        self._processing: dict[K, float] = {}  # key -> when a worker took it
+        self._since: dict[K, float] = {}  # waiting key -> when it was added
+        self._later: list[tuple[float, int, K]] = []  # (due, order, key): retries
         self._order = itertools.count()
         self._shut = False
         self._cond = threading.Condition()
+        labels = (name, name)
+        self._adds = ADDS.labels(*labels) if name else None
+        self._retried = RETRIES.labels(*labels) if name else None
+        self._queued = QUEUE_DURATION.labels(*labels) if name else None
+        self._worked = WORK_DURATION.labels(*labels) if name else None
+        if name:
+            QUEUE_GAUGES.watch(name, self.state)
 
-    def add(self, key: str, priority: int = LIVE) -> None:
+    def add(self, key: K, priority: int = LIVE) -> None:
         """Queue ``key`` (once, however often it is added before a worker takes it)."""
         with self._cond:
             self._add(key, priority)
 
-    def add_rate_limited(self, key: str) -> None:
+    def add_rate_limited(self, key: K) -> None:
         """Queue ``key`` again after its backoff: a retry of a failed reconcile."""
         with self._cond:
             if self._shut:
                 return
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
+            if self._retried is not None:
+                self._retried.inc()
             backoff = min(self._max, self._base * 2**failures)
             due = self._clock() + max(backoff, self._bucket.delay())
             heapq.heappush(self._later, (due, next(self._order), key))
             self._cond.notify()
 
-    def forget(self, key: str) -> None:
+    def forget(self, key: K) -> None:
         """``key`` succeeded: its next retry starts from the shortest backoff again."""
         with self._cond:
             self._failures.pop(key, None)
 
-    def retries(self, key: str) -> int:
+    def retries(self, key: K) -> int:
         """How many times ``key`` has been queued for a retry since it last succeeded."""
         with self._cond:
             return self._failures.get(key, 0)
 
-    def get(self, timeout: float | None = None) -> str | None:
+    def get(self, timeout: float | None = None) -> K | None:
         """The next key, which this worker now holds until ``done``; None when the queue is
         shut down or nothing came within ``timeout`` seconds."""
         deadline = None if timeout is None else self._clock() + timeout
@@ -118,10 +142,12 @@ class WorkQueue:
                 self._cond.wait(max(0.0, min(wake) - now) if wake else None)
             return None
 
-    def done(self, key: str) -> None:
+    def done(self, key: K) -> None:
         """The worker is done with ``key``: if it was added meanwhile, it is queued again."""
         with self._cond:
-            self._processing.discard(key)
+            started = self._processing.pop(key, None)
+            if self._worked is not None and started is not None:
+                self._worked.observe(self._clock() - started)
             priority = self._waiting.get(key)
             if priority is not None:
                 self._lines[priority].append(key)
@@ -138,23 +164,42 @@ class WorkQueue:
         with self._cond:
             return sum(1 for key in self._waiting if key not in self._processing)
 
-    def _add(self, key: str, priority: int) -> None:
+    def state(self) -> QueueState:
+        """Keys waiting by priority, and how long each key held by a worker has run."""
+        with self._cond:
+            waiting = [0] * len(self._lines)
+            for key, priority in self._waiting.items():
+                if key not in self._processing:
+                    waiting[priority] += 1
+            now = self._clock()
+            running = tuple(now - started for started in self._processing.values())
+            return QueueState(tuple(waiting), running)
+
+    def _add(self, key: K, priority: int) -> None:
         if self._shut:
             return
         queued = self._waiting.get(key)
         if queued is not None and queued <= priority:
             return
+        if queued is None:
+            self._since[key] = self._clock()
+            if self._adds is not None:
+                self._adds.inc()
         self._waiting[key] = priority
         if key not in self._processing:
             self._lines[priority].append(key)  # an entry at a lower priority is now stale
             self._cond.notify()
 
-    def _next(self) -> str | None:
+    def _next(self) -> K | None:
         for priority, line in enumerate(self._lines):
             while line:
                 key = line.popleft()
                 if self._waiting.get(key) == priority and key not in self._processing:
                     del self._waiting[key]
-                    self._processing.add(key)
+                    now = self._clock()
+                    self._processing[key] = now
+                    since = self._since.pop(key, now)
+                    if self._queued is not None:
+                        self._queued.observe(now - since)
                     return key
         return None

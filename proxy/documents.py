@@ -6,12 +6,12 @@ aggregator's periodic fetches cost a 304."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import falcon
 
 from handlers.api import GROUP
 from handlers.api.errors import ApiError, not_found_path
+from k8s import health
 from proxy.discovery import Discovery, Document
 from proxy.negotiation import JSON, parse_accept
 from proxy.openapi import V2_PROTOBUF, OpenAPI
@@ -38,38 +38,24 @@ class Health:
     ``/<endpoint>/<name>`` runs one check alone and says why it fails (it is authorized as
     any other path)."""
 
-    def __init__(self, name: str, checks: dict[str, Callable[[], str]]) -> None:
+    def __init__(self, name: str, checks: dict[str, health.Check]) -> None:
         self._name = name
-        self._checks: dict[str, Callable[[], str]] = {"ping": lambda: "", **checks}
+        self._checks: dict[str, health.Check] = {"ping": lambda: "", **checks}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = "text/plain; charset=utf-8"
         resp.set_header("X-Content-Type-Options", "nosniff")
-        excluded = set(req.get_param_as_list("exclude") or ())
-        lines, failed, reasons = [], [], []
-        for name, check in self._checks.items():
-            if name in excluded:
-                excluded.discard(name)
-                lines.append(f"[+]{name} excluded: ok")
-                continue
-            why = check()
-            if why:
-                lines.append(f"[-]{name} failed: reason withheld")
-                reasons.append(f"[-]{name} failed: {why}")
-                failed.append(name)
-            else:
-                lines.append(f"[+]{name} ok")
-        if excluded:
-            names = ", ".join(f'"{name}"' for name in sorted(excluded))
-            lines.append(f"warn: some health checks cannot be excluded: no matches for {names}")
-        if failed:
-            log.warning("%s check failed: %s\n%s", ",".join(failed), self._name, "\n".join(reasons))
+        found = health.answer(
+            self._name,
+            self._checks,
+            exclude=req.get_param_as_list("exclude") or (),
+            verbose="verbose" in req.params,
+        )
+        if found.failed:
+            failed, reasons = ",".join(found.failed), "\n".join(found.reasons)
+            log.warning("%s check failed: %s\n%s", failed, self._name, reasons)
             resp.status = falcon.HTTP_500
-            resp.text = "\n".join([*lines, f"{self._name} check failed"]) + "\n"
-        elif "verbose" in req.params:
-            resp.text = "\n".join([*lines, f"{self._name} check passed"]) + "\n"
-        else:
-            resp.text = "ok"
+        resp.text = found.text
 
     def on_get_check(self, req: falcon.Request, resp: falcon.Response, check: str) -> None:
         """One check alone: ``ok``, or 500 with its reason."""

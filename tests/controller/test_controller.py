@@ -4,6 +4,7 @@ finalizer and labels, resumption after a cut watch and a restart, and the Procfi
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,11 +17,13 @@ from typing import Any
 import pytest
 
 from k8s.client import Cluster
-from k8s.controller import DEADLINE_LABEL, FINALIZER, PRIORITY_LABEL, Controller
+from k8s.controller import Controller
 from k8s.events import TASK_UID
+from k8s.reconciler import DEADLINE_LABEL, FINALIZER, PRIORITY_LABEL
+from k8s.recorder import event_name
 from k8s.taskindex import INDEXER_LABEL
 from tests.fakes.cluster import FakeCluster
-from tests.fakes.objects import EVENTS, TASKS
+from tests.fakes.objects import CONFIGMAPS, EVENTS, TASKS
 from tests.support.servers import ROOT
 
 
@@ -31,13 +34,14 @@ def fake() -> Iterator[FakeCluster]:
 
 
 class Running:
-    """A controller in a thread, stopped at the end."""
+    """A controller leading alone in a thread, stopped at the end."""
 
-    def __init__(self, fake: FakeCluster, directory: Path) -> None:
+    def __init__(self, fake: FakeCluster, directory: Path, workers: int = 4) -> None:
         cluster = Cluster.from_environment(str(fake.kubeconfig(directory)))
         assert cluster is not None
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=Controller(cluster, self.stop).run, daemon=True)
+        self.controller = Controller(cluster, self.stop, workers=workers, instance="test-pod")
+        self.thread = threading.Thread(target=self.controller.run, args=(self.stop,), daemon=True)
         self.thread.start()
 
     def end(self) -> None:
@@ -55,7 +59,9 @@ def reasons(fake: FakeCluster, uid: str) -> list[str]:
     events = [
         e for e in fake.objects.all(EVENTS) if e["metadata"].get("labels", {}).get(TASK_UID) == uid
     ]
-    return [e["reason"] for e in sorted(events, key=lambda e: e["metadata"]["resourceVersion"])]
+    return [
+        e["reason"] for e in sorted(events, key=lambda e: int(e["metadata"]["resourceVersion"]))
+    ]
 
 
 def eventually(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
@@ -138,9 +144,16 @@ def test_events_are_complete_core_events(fake: FakeCluster, controller: Running)
         1,
     )
     assert event["source"] == {"component": "task-controller"}
-    assert event["reportingComponent"] == "task-controller"
-    assert event["firstTimestamp"] == event["lastTimestamp"] != ""
-    assert event["metadata"]["name"].startswith("task-sample.")
+    # client-go's events recorder: who reported it, as which instance, doing what, when
+    assert (event["reportingComponent"], event["reportingInstance"]) == (
+        "task-controller",
+        "test-pod",
+    )
+    assert event["action"] == "Create"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", event["eventTime"])
+    assert event["firstTimestamp"] == event["lastTimestamp"] == event["eventTime"][:19] + "Z"
+    # named after the change it records: a second create of it is refused
+    assert event["metadata"]["name"] == event_name("task-sample", uid, "TaskCreated", 1)
 
 
 def test_a_restart_and_a_cut_watch_record_nothing_twice(fake: FakeCluster, tmp_path: Path) -> None:
@@ -169,6 +182,59 @@ def test_a_restart_and_a_cut_watch_record_nothing_twice(fake: FakeCluster, tmp_p
         second.end()
 
 
+def test_a_failed_write_is_retried_and_recorded_once(
+    fake: FakeCluster, controller: Running
+) -> None:
+    """A 500 on the first patch, a 500 on the first Event, and an Event created whose answer
+    was lost (the retry meets kube's 409 AlreadyExists): each retried, each change once."""
+    fake.fail_next("PATCH", "tasks", 500)
+    uid = new_task(fake)["metadata"]["uid"]
+    eventually(
+        lambda: FINALIZER in (current(fake) or {})["metadata"].get("finalizers", []), "finalized"
+    )
+    settled(fake, uid, ["TaskCreated"])
+    patches = [r for r in fake.recorded() if r.method == "PATCH" and "/tasks/" in r.path]
+    assert len(patches) == 2  # the failed one, then its retry
+
+    fake.fail_next("POST", "events", 500)
+    fake.fail_next("POST", "events", 504, applied=True)
+    task = current(fake)
+    assert task is not None
+    task["spec"]["taskState"] = "Finished"
+    fake.objects.update(TASKS, "default", "task-sample", task)
+    settled(fake, uid, ["TaskCreated", "TaskUpdated"])
+    posts = [r for r in fake.recorded() if r.method == "POST" and r.path.endswith("/events")]
+    assert len(posts) == 4  # TaskCreated; TaskUpdated: failed, created but unanswered, 409
+    eventually(
+        lambda: (
+            (current(fake) or {})["metadata"]["labels"][INDEXER_LABEL] == "default.task-sample.2"
+        ),
+        "labelled once the Event is recorded",
+    )
+
+
+def test_a_relist_after_410_records_nothing_twice(fake: FakeCluster, controller: Running) -> None:
+    uids = [new_task(fake, f"task-{n}")["metadata"]["uid"] for n in range(5)]
+    for uid in uids:
+        settled(fake, uid, ["TaskCreated"])
+    lists = fake.count("GET", r"/apis/example.example.com/v1/tasks", watch=False)
+    with fake.objects.changed:  # no bookmark in between: the controller's version is older
+        fake.objects.put(CONFIGMAPS, {"metadata": {"name": "other", "namespace": "default"}})
+        fake.objects.compact()  # the controller's resourceVersion is gone: its watch gets 410
+        fake.objects.cut_watches()
+    eventually(
+        lambda: fake.count("GET", r"/apis/example.example.com/v1/tasks", watch=False) > lists,
+        "listed again",
+    )
+    task = current(fake, "task-0")
+    assert task is not None
+    task["spec"]["priority"] = 9
+    fake.objects.update(TASKS, "default", "task-0", task)
+    settled(fake, uids[0], ["TaskCreated", "TaskUpdated"])
+    for uid in uids[1:]:
+        settled(fake, uid, ["TaskCreated"])
+
+
 def test_the_procfile_controller_process_runs_and_stops_on_sigterm(
     fake: FakeCluster, tmp_path: Path
 ) -> None:
@@ -178,6 +244,7 @@ def test_the_procfile_controller_process_runs_and_stops_on_sigterm(
     env = {
         **os.environ,
         "APISERVER_KUBECONFIG": str(fake.kubeconfig(tmp_path)),
+        "APISERVER_CONTROLLER_PROBE_ADDRESS": "127.0.0.1:0",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
     with subprocess.Popen(["sh", "-c", f"exec {command}"], cwd=ROOT, env=env) as process:

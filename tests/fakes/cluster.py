@@ -4,7 +4,8 @@ It answers what this server asks of a real cluster, in kube's shapes and wording
 under test runs its real client (``k8s.client.Cluster``) over real TLS. Routes are a table of
 ``(method, path regex) -> handler`` so later kinds (Tasks, Events, watches) are added as entries.
 
-Tests break it on purpose: ``fail`` and ``slow`` per resource, ``down`` for the whole cluster,
+Tests break it on purpose: ``fail`` and ``slow`` per resource, ``fail_next`` for one request
+(its write done or not), ``down`` for the whole cluster,
 ``cut_connections`` (and ``objects.cut_watches``) for dropped streams; ``count`` tells how often
 the code under test called it.
 """
@@ -238,6 +239,7 @@ class FakeCluster:
         watches included, as :func:`failure` words it."""
         self.slow: dict[str, float] = {}
         """Resource plural -> seconds its requests wait before being answered."""
+        self._next_failures: list[tuple[str, str, int, bool]] = []
         self._down = False
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
@@ -247,7 +249,7 @@ class FakeCluster:
         }
         """``(method, path regex) -> route``; a regex must match the whole path."""
         self.objects = Objects()
-        """Tasks, Events, Namespaces, ConfigMaps and admission policies (see
+        """Tasks, Events, Namespaces, ConfigMaps, Leases and admission policies (see
         ``tests.fakes.objects``), served under their kube paths."""
         install(self, self.objects)
         self.route("GET", CONFIGMAP_PATH, self._get_configmap)  # the authentication ConfigMap
@@ -355,6 +357,21 @@ class FakeCluster:
             and (watch is None or is_watch(request.query) == watch)
         )
 
+    def fail_next(self, method: str, resource: str, code: int, *, applied: bool = False) -> None:
+        """The next ``method`` request on ``resource`` (a plural) answers ``code``, as
+        :func:`failure` words it; with ``applied`` the request is carried out first and only
+        its answer is lost (a timeout after the write, as a client sees it)."""
+        with self._lock:
+            self._next_failures.append((method, resource, code, applied))
+
+    def _next_failure(self, method: str, resource: str) -> tuple[int, bool] | None:
+        with self._lock:
+            for index, (m, r, code, applied) in enumerate(self._next_failures):
+                if (m, r) == (method, resource):
+                    del self._next_failures[index]
+                    return code, applied
+        return None
+
     def route(self, method: str, pattern: str, handler: Route) -> None:
         """Add or replace a route."""
         self.routes[(method, pattern)] = handler
@@ -373,6 +390,14 @@ class FakeCluster:
             code = self.fail.get(target.resource)
             if code is not None:
                 return failure(code, target)
+            once = self._next_failure(request.method, target.resource)
+            if once is not None:
+                if once[1]:
+                    self._route(request)
+                return failure(once[0], target)
+        return self._route(request)
+
+    def _route(self, request: Recorded) -> Reply:
         methods_here = False
         for (method, pattern), handler in list(self.routes.items()):
             match = re.fullmatch(pattern, request.path)

@@ -16,6 +16,7 @@ the object, where kube may answer a Success Status.
 from __future__ import annotations
 
 import base64
+import bisect
 import re
 import secrets
 import threading
@@ -131,6 +132,15 @@ VALIDATING_WEBHOOKS = Kind(
 """Cluster-scoped, stored as given: kube's validation of policies and webhook configurations
 (their CEL compiled by kube-apiserver) is not modelled, so a test can store one kube would
 refuse."""
+LEASES = Kind(
+    "leases",
+    "coordination.k8s.io/v1",
+    "Lease",
+    {"spec.holderIdentity": _path("spec", "holderIdentity")},
+    generation=False,
+)
+"""Namespaced; what controllers elect their leader through (an update on the
+resourceVersion read is the lock: two candidates cannot both win)."""
 KINDS = (
     TASKS,
     EVENTS,
@@ -140,6 +150,7 @@ KINDS = (
     VALIDATING_POLICY_BINDINGS,
     MUTATING_WEBHOOKS,
     VALIDATING_WEBHOOKS,
+    LEASES,
 )
 
 GENERATE_NAME_ATTEMPTS = 8
@@ -430,7 +441,7 @@ class Objects:
                     now = time.monotonic()
                     if self.cut != cut or now >= deadline:
                         return
-                    new = [c for c in self.history if c.revision > cursor]
+                    new = self.history[bisect.bisect_right(self.history, cursor, key=_revision) :]
                     if new or (bookmarks and now >= bookmark_at):
                         break
                     self.changed.wait(min(deadline, bookmark_at if bookmarks else deadline) - now)
@@ -535,6 +546,10 @@ def _expired(requested: int, oldest: int) -> dict[str, Any]:
             "code": 410,
         },
     }
+
+
+def _revision(change: Change) -> int:
+    return change.revision
 
 
 def _selector(kind: Kind, query: Mapping[str, str]) -> Callable[[Mapping[str, Any]], bool]:

@@ -113,7 +113,9 @@ def setup(
         client = Cluster.from_environment(kubeconfig)
         assert client is not None
         stop = threading.Event()
-        controller = threading.Thread(target=Controller(client, stop).run, daemon=True)
+        controller = threading.Thread(
+            target=Controller(client, stop).run, args=(stop,), daemon=True
+        )
         controller.start()
         try:
             with run_server(directory, pki=pki, env=env) as server:
