@@ -235,7 +235,7 @@ def main() -> None:
     host = socket.gethostname()
     controller = Controller(cluster, stop, workers=options.workers, instance=host).start()
     if not options.leader_elect:
-        probes = Probes(options.probe_host, options.probe_port, _ready(controller, None)).start()
+        probes = Probes(options.probe_host, options.probe_port, readiness(controller, None)).start()
         controller.lead(stop)
         probes.stop()
         return
@@ -248,14 +248,14 @@ def main() -> None:
         renew_deadline=options.renew_deadline,
         retry_period=options.retry_period,
     )
-    probes = Probes(options.probe_host, options.probe_port, _ready(controller, elector)).start()
+    probes = Probes(options.probe_host, options.probe_port, readiness(controller, elector)).start()
     kept = elector.run(stop, controller.lead)
     probes.stop()
     if not kept:
         raise SystemExit("leader election lost")
 
 
-def _ready(controller: Controller, elector: LeaderElector | None) -> dict[str, Check]:
+def readiness(controller: Controller, elector: LeaderElector | None) -> dict[str, Check]:
     """Ready once the informer has listed every task, and the lease has been read (leader or
     standby alike: a standby is ready to take over)."""
 

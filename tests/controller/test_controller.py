@@ -8,88 +8,15 @@ import re
 import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from k8s.client import Cluster
-from k8s.controller import Controller
-from k8s.events import TASK_UID
 from k8s.reconciler import DEADLINE_LABEL, FINALIZER, PRIORITY_LABEL
 from k8s.recorder import event_name
 from k8s.taskindex import INDEXER_LABEL
 from tests.fakes.cluster import FakeCluster
 from tests.fakes.objects import CONFIGMAPS, EVENTS, TASKS
+from tests.support.controller import Running, current, eventually, new_task, reasons, settled
 from tests.support.servers import ROOT
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeCluster]:
-    with FakeCluster() as running:
-        yield running
-
-
-class Running:
-    """A controller leading alone in a thread, stopped at the end."""
-
-    def __init__(self, fake: FakeCluster, directory: Path, workers: int = 4) -> None:
-        cluster = Cluster.from_environment(str(fake.kubeconfig(directory)))
-        assert cluster is not None
-        self.stop = threading.Event()
-        self.controller = Controller(cluster, self.stop, workers=workers, instance="test-pod")
-        self.thread = threading.Thread(target=self.controller.run, args=(self.stop,), daemon=True)
-        self.thread.start()
-
-    def end(self) -> None:
-        self.stop.set()
-
-
-@pytest.fixture
-def controller(fake: FakeCluster, tmp_path: Path) -> Iterator[Running]:
-    running = Running(fake, tmp_path)
-    yield running
-    running.end()
-
-
-def reasons(fake: FakeCluster, uid: str) -> list[str]:
-    events = [
-        e for e in fake.objects.all(EVENTS) if e["metadata"].get("labels", {}).get(TASK_UID) == uid
-    ]
-    return [
-        e["reason"] for e in sorted(events, key=lambda e: int(e["metadata"]["resourceVersion"]))
-    ]
-
-
-def eventually(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not {what} within {timeout} s"
-        time.sleep(0.02)
-
-
-def new_task(fake: FakeCluster, name: str = "task-sample") -> dict[str, Any]:
-    return fake.objects.put(
-        TASKS,
-        {
-            "metadata": {"name": name, "namespace": "default"},
-            "spec": {"priority": 3, "deadline": "2025-08-19T09:17:55Z", "details": "d"},
-        },
-    )
-
-
-def current(fake: FakeCluster, name: str = "task-sample") -> dict[str, Any] | None:
-    return fake.objects.get(TASKS, "default", name)
-
-
-def settled(fake: FakeCluster, uid: str, expected: list[str]) -> None:
-    """The Events of the task are ``expected`` and stay so for a moment (no storm)."""
-    eventually(lambda: reasons(fake, uid) == expected, f"recorded {expected}")
-    time.sleep(0.3)
-    assert reasons(fake, uid) == expected
 
 
 def test_create_update_and_delete_are_each_recorded_once(
