@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from k8s.client import Cluster
-from k8s.controller import Controller, readiness
+from k8s.controller import Controller, Options, readiness
 from k8s.probes import Probes
 from k8s.reconciler import FINALIZER
 from tests.fakes.cluster import FakeCluster
@@ -165,3 +165,24 @@ def test_readyz_fails_until_the_tasks_are_listed(fake: FakeCluster, tmp_path: Pa
     finally:
         stop.set()
         probes.stop()
+
+
+def test_options_default_to_controller_runtimes_and_the_pods_namespace(tmp_path: Path) -> None:
+    (tmp_path / "namespace").write_text("task-search\n")
+    options = Options.from_environment({}, str(tmp_path))
+    assert (options.lease_duration, options.renew_deadline, options.retry_period) == (15, 10, 2)
+    assert (options.workers, options.leader_elect) == (4, True)
+    assert (options.lease_namespace, options.lease_name) == ("task-search", "task-controller")
+    assert (options.probe_host, options.probe_port) == ("", 8081)
+    assert Options.from_environment({}, str(tmp_path / "absent")).lease_namespace == "default"
+    chosen = Options.from_environment(
+        {
+            "APISERVER_CONTROLLER_WORKERS": "8",
+            "APISERVER_CONTROLLER_LEADER_ELECT": "false",
+            "APISERVER_CONTROLLER_LEASE_NAMESPACE": "other",
+            "APISERVER_CONTROLLER_PROBE_ADDRESS": "127.0.0.1:9000",
+        },
+        str(tmp_path),
+    )
+    assert (chosen.workers, chosen.leader_elect, chosen.lease_namespace) == (8, False, "other")
+    assert (chosen.probe_host, chosen.probe_port) == ("127.0.0.1", 9000)

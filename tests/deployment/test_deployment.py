@@ -194,6 +194,31 @@ def test_sqlite_runs_one_replica_on_a_volume_and_postgres_three_on_the_database(
     assert "store" not in [v["name"] for v in postgres["template"]["spec"]["volumes"]]
 
 
+def test_the_controller_runs_two_replicas_that_elect_a_leader(rendered: dict[str, Docs]) -> None:
+    docs = rendered["base"]
+    deployment = one(docs, "Deployment", "task-controller")
+    spec = deployment["spec"]
+    assert (spec["replicas"], spec["strategy"]["type"]) == (2, "RollingUpdate")
+    controller = container(docs, "task-controller")
+    env = {e["name"]: e.get("value") for e in controller["env"]}
+    (port,) = controller["ports"]
+    assert env["APISERVER_CONTROLLER_PROBE_ADDRESS"] == f":{port['containerPort']}"
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        get = controller[probe]["httpGet"]
+        assert (get["path"], get["port"]) == (path, port["name"])
+    # the lease lives in the pod's own namespace (read from its service account)
+    role = one(docs, "Role", "task-controller:leader-election")
+    assert role["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    (rule,) = role["rules"]
+    assert (rule["apiGroups"], rule["resources"]) == (["coordination.k8s.io"], ["leases"])
+    assert {"get", "create", "patch"} <= set(rule["verbs"])
+    binding = one(docs, "RoleBinding", "task-controller:leader-election")
+    assert binding["metadata"]["namespace"] == role["metadata"]["namespace"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "task-controller", "namespace": NAMESPACE}
+    ]
+
+
 def test_a8_rbac_binds_what_the_server_and_the_controller_need(
     rendered: dict[str, Docs],
 ) -> None:
