@@ -145,7 +145,8 @@ class Controller:
             params = {**params, "continue": token}
 
     def _work(self, queue: WorkQueue[Key]) -> None:
-        active = ACTIVE_WORKERS.labels(NAME)
+        active, took = ACTIVE_WORKERS.labels(NAME), RECONCILE_TIME.labels(NAME)
+        results = {result: RECONCILES.labels(NAME, result) for result in ("success", "error")}
         while (key := queue.get()) is not None:
             active.inc()
             started = time.perf_counter()
@@ -154,8 +155,8 @@ class Controller:
             finally:
                 queue.done(key)
                 active.dec()
-            RECONCILE_TIME.labels(NAME).observe(time.perf_counter() - started)
-            RECONCILES.labels(NAME, result).inc()
+            took.observe(time.perf_counter() - started)
+            results[result].inc()
 
     def _process(self, queue: WorkQueue[Key], key: Key) -> str:
         """Reconcile the task at ``key`` as the informer has it now: "success" or "error"."""

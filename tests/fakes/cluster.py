@@ -571,6 +571,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the pooled client expects
+    # the headers and the body go out in two writes: with Nagle's algorithm the body would
+    # wait for the client's delayed ACK (40 ms a request); Go's net/http sets TCP_NODELAY too
+    disable_nagle_algorithm = True
     timeout = 30  # an idle keep-alive connection releases its thread
     server: _Server
 

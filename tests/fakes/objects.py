@@ -166,6 +166,8 @@ class Change:
     type: str
     obj: dict[str, Any]
     old: dict[str, Any] | None = None
+    at: float = field(default_factory=time.monotonic)
+    """When it was committed (``time.monotonic``): what a benchmark times writes by."""
 
 
 @dataclass

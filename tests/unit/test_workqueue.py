@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
+from prometheus_client import REGISTRY
+
 from k8s.workqueue import BACKLOG, LIVE, WorkQueue
 
 
@@ -18,7 +20,7 @@ class Clock:
         return self.now
 
 
-def drain(queue: WorkQueue) -> list[str]:
+def drain(queue: WorkQueue[str]) -> list[str]:
     """Every key ready now, each done at once."""
     taken = []
     while (key := queue.get(timeout=0)) is not None:
@@ -28,7 +30,7 @@ def drain(queue: WorkQueue) -> list[str]:
 
 
 def test_a_key_added_again_while_it_waits_is_queued_once() -> None:
-    queue = WorkQueue()
+    queue: WorkQueue[str] = WorkQueue()
     for key in ("ns/a", "ns/b", "ns/a", "ns/a"):
         queue.add(key)
     assert len(queue) == 2
@@ -36,7 +38,7 @@ def test_a_key_added_again_while_it_waits_is_queued_once() -> None:
 
 
 def test_a_key_held_by_a_worker_is_handed_out_again_only_when_it_is_done() -> None:
-    queue = WorkQueue()
+    queue: WorkQueue[str] = WorkQueue()
     queue.add("ns/a")
     assert queue.get(timeout=0) == "ns/a"
     queue.add("ns/a")  # changed while it is processed
@@ -48,7 +50,7 @@ def test_a_key_held_by_a_worker_is_handed_out_again_only_when_it_is_done() -> No
 
 
 def test_live_changes_go_before_the_backlog_and_a_waiting_key_moves_up() -> None:
-    queue = WorkQueue()
+    queue: WorkQueue[str] = WorkQueue()
     for n in range(1000):
         queue.add(f"ns/old-{n}", BACKLOG)
     queue.add("ns/fresh", LIVE)
@@ -60,7 +62,7 @@ def test_live_changes_go_before_the_backlog_and_a_waiting_key_moves_up() -> None
 
 
 def test_a_live_key_added_again_from_a_resync_keeps_its_priority() -> None:
-    queue = WorkQueue()
+    queue: WorkQueue[str] = WorkQueue()
     queue.add("ns/backlog", BACKLOG)
     queue.add("ns/live", LIVE)
     queue.add("ns/live", BACKLOG)
@@ -69,7 +71,7 @@ def test_a_live_key_added_again_from_a_resync_keeps_its_priority() -> None:
 
 def test_retries_back_off_exponentially_from_5_ms_to_1000_s_per_key() -> None:
     clock = Clock()
-    queue = WorkQueue(clock=clock, burst=10**6)
+    queue: WorkQueue[str] = WorkQueue(clock=clock, burst=10**6)
     for failures in range(20):
         backoff = min(1000.0, 0.005 * 2**failures)  # client-go's 5 ms doubling, capped
         started = clock.now
@@ -90,7 +92,7 @@ def test_retries_back_off_exponentially_from_5_ms_to_1000_s_per_key() -> None:
 
 def test_retries_of_all_keys_share_a_bucket_of_10_per_second() -> None:
     clock = Clock()
-    queue = WorkQueue(clock=clock)
+    queue: WorkQueue[str] = WorkQueue(clock=clock)
     for n in range(110):  # each key's first retry: 5 ms, but only 100 tokens at once
         queue.add_rate_limited(f"ns/k{n}")
     clock.now += 0.005
@@ -100,7 +102,7 @@ def test_retries_of_all_keys_share_a_bucket_of_10_per_second() -> None:
 
 
 def test_shutdown_wakes_a_waiting_worker() -> None:
-    queue = WorkQueue()
+    queue: WorkQueue[str] = WorkQueue()
     got: list[str | None] = []
     worker = threading.Thread(target=lambda: got.append(queue.get()))
     worker.start()
@@ -113,7 +115,7 @@ def test_shutdown_wakes_a_waiting_worker() -> None:
 
 
 def test_many_workers_never_hold_one_key_at_once_and_lose_no_change() -> None:
-    queue = WorkQueue()
+    queue: WorkQueue[str] = WorkQueue()
     holding: set[str] = set()
     seen: dict[str, int] = {}
     lock = threading.Lock()
@@ -146,3 +148,32 @@ def test_many_workers_never_hold_one_key_at_once_and_lose_no_change() -> None:
         worker.join(5)
     assert overlaps == []
     assert set(seen) == {f"ns/k{n}" for n in range(20)}  # every key processed after its adds
+
+
+def test_a_named_queue_reports_controller_runtimes_metrics() -> None:
+    clock = Clock()
+    queue: WorkQueue[str] = WorkQueue(name="metrics-test", clock=clock)
+    labels = {"name": "metrics-test", "controller": "metrics-test"}
+
+    def sample(name: str, **extra: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {**labels, **extra})
+
+    for key in ("ns/a", "ns/b", "ns/a"):
+        queue.add(key, BACKLOG)
+    queue.add("ns/c")
+    assert sample("workqueue_adds_total") == 3  # a key already waiting is not added again
+    assert sample("workqueue_depth", priority="0") == 1
+    assert sample("workqueue_depth", priority="-100") == 2
+    clock.now += 2.0
+    taken = queue.get(timeout=0)
+    assert taken == "ns/c"  # the live change first
+    assert sample("workqueue_queue_duration_seconds_sum") == 2.0
+    clock.now += 0.5
+    assert sample("workqueue_longest_running_processor_seconds") == 0.5
+    assert sample("workqueue_unfinished_work_seconds") == 0.5
+    queue.add_rate_limited(taken)
+    queue.done(taken)
+    assert sample("workqueue_retries_total") == 1
+    assert sample("workqueue_work_duration_seconds_sum") == 0.5
+    assert sample("workqueue_longest_running_processor_seconds") == 0.0
+    assert sample("workqueue_depth", priority="-100") == 2
