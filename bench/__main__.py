@@ -47,6 +47,10 @@ The observability phase (:mod:`bench.observability`) times gets and creates from
 two servers of its own, one with the metrics and a Metadata audit log on, one with neither,
 in alternating rounds; then scrapes of ten workers' worth of metrics files.
 
+The controller phase (:mod:`bench.controller`) runs the Task controller as deployed against a
+fake cluster of 10,000 Tasks no controller has seen, with 1 worker then 4: the rate of its
+first reconciles and the latency of a live change meanwhile.
+
 The watch phase (:mod:`bench.watch`) runs last, alone, on a server of its own started with
 the threads its watches need: 1,000 watches while changes are written, delivery latency,
 share delivered and the server's memory.
@@ -70,6 +74,7 @@ from bench import (
     admission,
     baseline,
     combined,
+    controller,
     observability,
     ownership,
     postgres,
@@ -203,6 +208,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     seen = parser.add_argument_group("observability phase (its own servers): metrics, audit")
     seen.add_argument("--no-observability", action="store_true", help="skip the phase")
     seen.add_argument("--observability-only", action="store_true", help="run only this phase")
+    ruled = parser.add_argument_group("controller phase (its own fake clusters and processes)")
+    ruled.add_argument("--no-controller", action="store_true", help="skip the controller phase")
+    ruled.add_argument(
+        "--controller-only", action="store_true", help="run only the controller phase"
+    )
     listed = parser.add_argument_group(
         "watch-list phase (its own store and server): a watch-list against a LIST"
     )
@@ -249,6 +259,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                 args.admission_only,
                 args.webhooks_only,
                 args.observability_only,
+                args.controller_only,
                 args.watchlist_only,
             )
         )
@@ -266,6 +277,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             or args.admission_only
             or args.webhooks_only
             or args.observability_only
+            or args.controller_only
             or args.watchlist_only
         ):
             parser.error("--baseline is measured with the main server: not with another --X-only")
@@ -283,6 +295,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         or (args.no_admission and args.admission_only)
         or (args.no_webhooks and args.webhooks_only)
         or (args.no_observability and args.observability_only)
+        or (args.no_controller and args.controller_only)
         or (args.no_watchlist and args.watchlist_only)
     ):
         parser.error("--no-X and --X-only exclude each other")
@@ -863,6 +876,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         or args.admission_only
         or args.webhooks_only
         or args.observability_only
+        or args.controller_only
         or args.watchlist_only
     )
     alone = only or args.compare_only  # no phase beyond the main one's
@@ -901,6 +915,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         observing = None
         if args.observability_only or not (args.no_observability or alone):
             observing = observability.run(root / "observability", say)
+        controlling = None
+        if args.controller_only or not (args.no_controller or alone):
+            controlling = controller.run(root / "controller", say)
         listed = None
         if args.watchlist_only or not (args.no_watchlist or alone):
             listed = watchlist_phase(run, args)
@@ -926,6 +943,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(scale.report(webhooks.title(), hooking), end="\n\n")
     if observing is not None:
         print(scale.report(observability.title(), observing), end="\n\n")
+    if controlling is not None:
+        print(scale.report(controller.title(), controlling), end="\n\n")
     if listed is not None:
         print(scale.report(watchlist.title(args.watchlist_objects), listed), end="\n\n")
     if watched is not None:

@@ -13,6 +13,7 @@ issue 18's.
 
 from __future__ import annotations
 
+import bisect
 import os
 import statistics
 import subprocess
@@ -182,4 +183,9 @@ def _cpu(pid: int) -> float:
 
 def _since(fake: FakeCluster, revision: int) -> list[Change]:
     with fake.objects.changed:
-        return [c for c in fake.objects.history if c.revision > revision]
+        history = fake.objects.history
+        return history[bisect.bisect_right(history, revision, key=lambda c: c.revision) :]
+
+
+def title() -> str:
+    return f"Controller: the first reconcile of {BACKLOG:,} Tasks, and live changes meanwhile"

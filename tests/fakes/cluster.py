@@ -13,6 +13,7 @@ the code under test called it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import secrets
 import socket
@@ -119,6 +120,11 @@ class Target:
         elif request.method == "DELETE":
             verb = "delete" if name else "deletecollection"
         return cls(verb, match["group"] or "", match["resource"], match["namespace"] or "", name)
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 def is_watch(query: Mapping[str, str]) -> bool:
@@ -386,7 +392,8 @@ class FakeCluster:
             return status(401, "Unauthorized")
         target = Target.of(request)
         if target is not None:
-            time.sleep(self.slow.get(target.resource, 0.0))
+            if self.slow.get(target.resource):
+                time.sleep(self.slow[target.resource])
             code = self.fail.get(target.resource)
             if code is not None:
                 return failure(code, target)
@@ -398,15 +405,13 @@ class FakeCluster:
         return self._route(request)
 
     def _route(self, request: Recorded) -> Reply:
-        methods_here = False
-        for (method, pattern), handler in list(self.routes.items()):
-            match = re.fullmatch(pattern, request.path)
-            if match is None:
-                continue
+        routes = list(self.routes.items())
+        for (method, pattern), handler in routes:
             if method == request.method:
-                return handler(Call(request, match.groupdict()))
-            methods_here = True
-        if methods_here:
+                match = _compiled(pattern).fullmatch(request.path)
+                if match is not None:
+                    return handler(Call(request, match.groupdict()))
+        if any(_compiled(pattern).fullmatch(request.path) for _, pattern in self.routes):
             return status(405, "the server does not allow this method on the requested resource")
         return status(404, "the server could not find the requested resource")
 
