@@ -27,6 +27,7 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import HTTPError
 
 from k8s import SERVICE_ACCOUNT
 from k8s.metrics import CLUSTER_DURATION, CLUSTER_REQUESTS
@@ -322,7 +323,10 @@ class Cluster:
     ) -> dict[str, Any]:
         read = self._timeout if timeout is None else timeout
         response = self._send(method, path, params, body, read, False)
-        parsed = _json(response.content)
+        try:
+            parsed = _json(_content(response))
+        except (requests.RequestException, HTTPError, OSError) as exc:
+            raise ClusterError(f"{method} {path}: {exc}") from exc
         if not isinstance(parsed, dict):
             raise ClusterError(
                 f"{method} {path}: {response.status_code} answer is not a JSON object",
@@ -380,8 +384,8 @@ class Cluster:
             _observe(verb, code, time.perf_counter() - started)
         if not 200 <= response.status_code < 300:
             try:
-                content = response.content
-            except requests.RequestException:
+                content = _content(response)
+            except (requests.RequestException, HTTPError, OSError):
                 content = b""
             parsed = _json(content)
             status = parsed if isinstance(parsed, dict) else None
@@ -422,6 +426,15 @@ class WatchStream:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         self._response.close()
+
+
+def _content(response: requests.Response) -> bytes:
+    """The whole body, read from the connection at once and the connection handed back to
+    the pool (``response.content`` reads it through two generators in 10 kB steps: 12% of a
+    call's CPU)."""
+    data: bytes = response.raw.read(decode_content=True)
+    response.raw.release_conn()
+    return data
 
 
 @functools.cache

@@ -117,7 +117,10 @@ class Controller:
 
     def _changed(self, key: Key) -> None:
         queue = self._queue
-        if queue is not None:
+        if queue is None:
+            return
+        task = self.informer.get(*key)
+        if task is None or not self._reconciler.settled(task):
             queue.add(key, LIVE)
 
     # the work

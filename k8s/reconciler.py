@@ -45,6 +45,17 @@ class TaskReconciler:
         else:
             self._keep(task)
 
+    def settled(self, task: Mapping[str, Any]) -> bool:
+        """Nothing to do for ``task`` as it is: its generation recorded, its finalizer and
+        labels in place, not being deleted. A predicate for watched changes (the echo of our
+        own patch, a status change), as controller-runtime's predicates filter events."""
+        metadata = task["metadata"]
+        if metadata.get("deletionTimestamp") or not self._history.covers(task):
+            return False
+        labels = metadata.get("labels") or {}
+        finalized = FINALIZER in (metadata.get("finalizers") or ())
+        return finalized and all(labels.get(k) == v for k, v in _labels(task).items())
+
     def _keep(self, task: Mapping[str, Any]) -> None:
         metadata = task["metadata"]
         recorded = self._history.of(task)

@@ -84,6 +84,15 @@ class TaskHistory:
             recorded.foreign = None
         return recorded
 
+    def covers(self, task: Mapping[str, Any]) -> bool:
+        """The task's generation is recorded, another recorder's Events settled already."""
+        metadata = task["metadata"]
+        recorded = self._by_uid.get(str(metadata.get("uid", "")))
+        generation = int(metadata.get("generation") or 1)
+        return (
+            recorded is not None and recorded.foreign is None and recorded.generation >= generation
+        )
+
     def forget(self, namespace: str, name: str) -> None:
         """The task at this key is gone: drop its entry."""
         with self._lock:
