@@ -8,7 +8,10 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from prometheus_client import REGISTRY
 
 from k8s.reconciler import DEADLINE_LABEL, FINALIZER, PRIORITY_LABEL
 from k8s.recorder import event_name
@@ -181,3 +184,33 @@ def test_the_procfile_controller_process_runs_and_stops_on_sigterm(
         finally:
             process.send_signal(signal.SIGTERM)
             assert process.wait(10) == 0
+
+
+def test_the_echo_of_its_own_patch_is_not_reconciled_but_a_label_removed_is_put_back(
+    fake: FakeCluster, controller: Running
+) -> None:
+    before = reconciles()
+    uid = new_task(fake)["metadata"]["uid"]
+    settled(fake, uid, ["TaskCreated"])
+    eventually(lambda: INDEXER_LABEL in labels_now(fake), "labelled")
+    time.sleep(0.5)  # the watch has brought the patched task back by now
+    assert reconciles() - before == 1  # the creation; its own patch left nothing to do
+
+    task = current(fake)
+    assert task is not None
+    del task["metadata"]["labels"][PRIORITY_LABEL]  # someone removes a label it keeps
+    fake.objects.update(TASKS, "default", "task-sample", task)
+    eventually(lambda: labels_now(fake).get(PRIORITY_LABEL) == "3", "the label put back")
+    settled(fake, uid, ["TaskCreated"])
+
+
+def reconciles() -> float:
+    sample = REGISTRY.get_sample_value(
+        "controller_runtime_reconcile_total", {"controller": "task", "result": "success"}
+    )
+    return sample or 0.0
+
+
+def labels_now(fake: FakeCluster) -> dict[str, str]:
+    labels: dict[str, str] = ((current(fake) or {}).get("metadata") or {}).get("labels") or {}
+    return labels
