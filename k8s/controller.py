@@ -54,16 +54,26 @@ NAME = "task"
 NOT_FOUND = 404
 PAGE_SIZE = 500
 RETRY_SECONDS = 2.0
+RESYNC_SECONDS = 10 * 3600.0
+"""How often every task is queued again (behind live changes): controller-runtime's
+``SyncPeriod``, a safety net for a change a watch may have missed."""
 
 
 class Controller:
     """Reconciles every Task of the cluster with ``workers`` threads while :meth:`lead` runs."""
 
     def __init__(
-        self, cluster: Cluster, stop: threading.Event, *, workers: int = 4, instance: str = ""
+        self,
+        cluster: Cluster,
+        stop: threading.Event,
+        *,
+        workers: int = 4,
+        instance: str = "",
+        resync: float = RESYNC_SECONDS,
     ) -> None:
         self._cluster = cluster
         self._workers = workers
+        self._resync = resync
         self._history = TaskHistory()
         recorder = EventRecorder(cluster, instance or socket.gethostname())
         self._reconciler = TaskReconciler(cluster, self._history, recorder)
@@ -80,7 +90,8 @@ class Controller:
 
     def lead(self, ended: threading.Event) -> None:
         """Reconcile until ``ended`` is set: once the informer has listed every task and the
-        Events recorded for them are read back, every task is queued behind live changes."""
+        Events recorded for them are read back, every task is queued behind live changes, and
+        again every ``resync`` seconds."""
         while not self.informer.synced.wait(0.1):
             if ended.is_set():
                 return
@@ -88,8 +99,7 @@ class Controller:
             return
         queue: WorkQueue[Key] = WorkQueue(name=NAME)
         self._queue = queue
-        for key in self.informer.every_key():
-            queue.add(key, BACKLOG)
+        self._listed(self.informer.every_key())
         threads = [
             threading.Thread(target=self._work, args=(queue,), name=f"worker {n}", daemon=True)
             for n in range(self._workers)
@@ -97,7 +107,8 @@ class Controller:
         for thread in threads:
             thread.start()
         log.info("reconciling with %d workers", self._workers)
-        ended.wait()
+        while not ended.wait(self._resync):
+            self._listed(self.informer.every_key())
         self._queue = None
         queue.shutdown()
         for thread in threads:
@@ -191,6 +202,7 @@ class Options:
     """The controller's settings (the README's table, ``APISERVER_CONTROLLER_*``)."""
 
     workers: int = 4
+    resync: float = RESYNC_SECONDS
     leader_elect: bool = True
     lease_namespace: str = "default"
     lease_name: str = "task-controller"
@@ -210,6 +222,7 @@ class Options:
         host, _, port = (get("PROBE_ADDRESS") or ":8081").rpartition(":")
         return cls(
             workers=max(1, int(get("WORKERS") or cls.workers)),
+            resync=float(get("RESYNC_SECONDS") or cls.resync),
             leader_elect=(get("LEADER_ELECT") or "true").lower() != "false",
             lease_namespace=get("LEASE_NAMESPACE") or pod_namespace or cls.lease_namespace,
             lease_name=get("LEASE_NAME") or cls.lease_name,
@@ -237,7 +250,9 @@ def main() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     host = socket.gethostname()
-    controller = Controller(cluster, stop, workers=options.workers, instance=host).start()
+    controller = Controller(
+        cluster, stop, workers=options.workers, instance=host, resync=options.resync
+    ).start()
     if not options.leader_elect:
         probes = Probes(options.probe_host, options.probe_port, readiness(controller, None)).start()
         controller.lead(stop)

@@ -28,6 +28,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
+from k8s import paths
 from k8s.client import Cluster, ClusterError
 from k8s.kubetime import micro_time
 
@@ -101,8 +102,8 @@ class LeaderElector:
         if not lease_duration > renew_deadline > retry_period * JITTER > 0:
             raise ValueError("want lease_duration > renew_deadline > retry_period * 1.2 > 0")
         self._cluster = cluster
-        self._collection = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
-        self._path = f"{self._collection}/{name}"
+        self._collection = paths.leases(namespace)
+        self._path = paths.leases(namespace, name)
         self._namespace, self._name, self._key = namespace, name, f"{namespace}/{name}"
         self._identity = identity
         self._lease_duration = lease_duration

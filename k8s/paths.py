@@ -25,6 +25,12 @@ def namespaces(name: str = "") -> str:
     return f"/api/v1/namespaces/{name}" if name else "/api/v1/namespaces"
 
 
+def leases(namespace: str, name: str = "") -> str:
+    """The coordination.k8s.io/v1 Leases of ``namespace``, or one of them by ``name``."""
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+    return f"{path}/{name}" if name else path
+
+
 def group_version(api_version: str) -> str:
     """Where the resources of an ``apiVersion`` (``v1``, ``group/version``) are listed."""
     return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"

@@ -204,6 +204,20 @@ def test_the_echo_of_its_own_patch_is_not_reconciled_but_a_label_removed_is_put_
     settled(fake, uid, ["TaskCreated"])
 
 
+def test_a_resync_queues_every_task_again_and_records_nothing_twice(
+    fake: FakeCluster, tmp_path: Path
+) -> None:
+    uid = new_task(fake)["metadata"]["uid"]
+    running = Running(fake, tmp_path, resync=0.2)
+    try:
+        settled(fake, uid, ["TaskCreated"])
+        before = reconciles()
+        eventually(lambda: reconciles() >= before + 3, "reconciled again by three resyncs")
+        assert reasons(fake, uid) == ["TaskCreated"]
+    finally:
+        running.end()
+
+
 def reconciles() -> float:
     sample = REGISTRY.get_sample_value(
         "controller_runtime_reconcile_total", {"controller": "task", "result": "success"}

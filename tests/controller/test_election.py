@@ -172,6 +172,7 @@ def test_options_default_to_controller_runtimes_and_the_pods_namespace(tmp_path:
     options = Options.from_environment({}, str(tmp_path))
     assert (options.lease_duration, options.renew_deadline, options.retry_period) == (15, 10, 2)
     assert (options.workers, options.leader_elect) == (4, True)
+    assert options.resync == 10 * 3600  # controller-runtime's SyncPeriod
     assert (options.lease_namespace, options.lease_name) == ("task-search", "task-controller")
     assert (options.probe_host, options.probe_port) == ("", 8081)
     assert Options.from_environment({}, str(tmp_path / "absent")).lease_namespace == "default"

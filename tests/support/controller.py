@@ -19,11 +19,15 @@ from tests.fakes.objects import EVENTS, TASKS
 class Running:
     """A controller leading alone in a thread, stopped at the end."""
 
-    def __init__(self, fake: FakeCluster, directory: Path, workers: int = 4) -> None:
+    def __init__(
+        self, fake: FakeCluster, directory: Path, workers: int = 4, resync: float = 3600.0
+    ) -> None:
         cluster = Cluster.from_environment(str(fake.kubeconfig(directory)))
         assert cluster is not None
         self.stop = threading.Event()
-        self.controller = Controller(cluster, self.stop, workers=workers, instance="test-pod")
+        self.controller = Controller(
+            cluster, self.stop, workers=workers, instance="test-pod", resync=resync
+        )
         self.thread = threading.Thread(target=self.controller.run, args=(self.stop,), daemon=True)
         self.thread.start()
 
