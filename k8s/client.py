@@ -40,6 +40,8 @@ POOL_SIZE = 32
 
 _BODY_TYPES = {"PATCH": "application/merge-patch+json"}
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
+_HEADERS = {"Accept": "application/json", "User-Agent": "task-search (python-requests)"}
+"""Sent with every call: kube's audit log and metrics name the client by its User-Agent."""
 
 Authorization = Callable[[], str | None]
 """Gives the ``Authorization`` header for the next request (None: send none)."""
@@ -348,7 +350,7 @@ class Cluster:
         prepared = requests.PreparedRequest()
         prepared.method = method
         prepared.url = self._server + path + (f"?{urlencode(params)}" if params else "")
-        prepared.headers = CaseInsensitiveDict({"Accept": "application/json"})
+        prepared.headers = CaseInsensitiveDict(_HEADERS)
         prepared.body = None
         try:
             header = self._authorization() if self._authorization else None

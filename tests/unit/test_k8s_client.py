@@ -312,6 +312,34 @@ def test_json_in_and_out(cluster: Cluster, mocked: responses.RequestsMock) -> No
     assert created["metadata"]["uid"] == "u"
 
 
+def test_every_call_names_itself_and_asks_for_json(
+    cluster: Cluster, mocked: responses.RequestsMock
+) -> None:
+    """The headers kube's audit log and request metrics read; a merge patch says so; nothing
+    from the environment (``REQUESTS_CA_BUNDLE`` is set to a missing file by the fixture)."""
+    sent = {"Accept": "application/json", "User-Agent": "task-search (python-requests)"}
+    mocked.patch(
+        f"{SERVER}/api/v1/namespaces/n",
+        json={"kind": "Namespace"},
+        match=[
+            matchers.header_matcher(
+                {**sent, "Content-Type": "application/merge-patch+json", "Content-Length": "20"}
+            )
+        ],
+    )
+    mocked.get(
+        f"{SERVER}/api/v1/namespaces",
+        json={"kind": "NamespaceList"},
+        match=[matchers.query_param_matcher({"labelSelector": "a in (x,y)", "limit": "5"})],
+    )
+    assert cluster.patch("/api/v1/namespaces/n", {"metadata": {"a": 1}})
+    listed = cluster.get("/api/v1/namespaces", {"labelSelector": "a in (x,y)", "limit": "5"})
+    assert listed == {"kind": "NamespaceList"}
+    request = mocked.calls[1].request
+    assert {name: request.headers[name] for name in sent} == sent
+    assert "Cookie" not in request.headers and "Content-Type" not in request.headers
+
+
 def kube_status(code: int, reason: str, message: str) -> dict[str, Any]:
     return {
         "kind": "Status",
