@@ -214,21 +214,37 @@ class Options:
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str], service_account: str) -> Options:
+        """The settings in ``env``; ValueError names the first one that is not a number."""
+
         def get(name: str) -> str:
             return env.get(f"APISERVER_CONTROLLER_{name}", "")
+
+        def number(name: str, default: float) -> float:
+            text = get(name)
+            try:
+                value = float(text) if text else default
+            except ValueError:
+                raise ValueError(f"APISERVER_CONTROLLER_{name}={text!r}: not a number") from None
+            if value < 0:
+                raise ValueError(f"APISERVER_CONTROLLER_{name}={text!r}: negative")
+            return value
 
         namespace_file = Path(service_account) / "namespace"
         pod_namespace = namespace_file.read_text().strip() if namespace_file.is_file() else ""
         host, _, port = (get("PROBE_ADDRESS") or ":8081").rpartition(":")
+        if not port.isdigit():
+            raise ValueError(
+                f"APISERVER_CONTROLLER_PROBE_ADDRESS={get('PROBE_ADDRESS')!r}: no port"
+            )
         return cls(
-            workers=max(1, int(get("WORKERS") or cls.workers)),
-            resync=float(get("RESYNC_SECONDS") or cls.resync),
+            workers=max(1, int(number("WORKERS", cls.workers))),
+            resync=number("RESYNC_SECONDS", cls.resync),
             leader_elect=(get("LEADER_ELECT") or "true").lower() != "false",
             lease_namespace=get("LEASE_NAMESPACE") or pod_namespace or cls.lease_namespace,
             lease_name=get("LEASE_NAME") or cls.lease_name,
-            lease_duration=float(get("LEASE_DURATION") or cls.lease_duration),
-            renew_deadline=float(get("RENEW_DEADLINE") or cls.renew_deadline),
-            retry_period=float(get("RETRY_PERIOD") or cls.retry_period),
+            lease_duration=number("LEASE_DURATION", cls.lease_duration),
+            renew_deadline=number("RENEW_DEADLINE", cls.renew_deadline),
+            retry_period=number("RETRY_PERIOD", cls.retry_period),
             probe_host=host,
             probe_port=int(port),
         )
@@ -240,12 +256,15 @@ def main() -> None:
     is lost (exit 1, as controller-runtime: the pod restarts and stands by)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     service_account = os.environ.get("APISERVER_SERVICE_ACCOUNT_DIR", SERVICE_ACCOUNT)
+    try:
+        options = Options.from_environment(os.environ, service_account)
+    except ValueError as error:
+        raise SystemExit(f"task-controller: {error}") from None
     cluster = Cluster.from_environment(
         os.environ.get("APISERVER_KUBECONFIG") or None, service_account=service_account
     )
     if cluster is None:
         raise SystemExit("no cluster: set KUBECONFIG or run in a pod")
-    options = Options.from_environment(os.environ, service_account)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -187,3 +187,16 @@ def test_options_default_to_controller_runtimes_and_the_pods_namespace(tmp_path:
     )
     assert (chosen.workers, chosen.leader_elect, chosen.lease_namespace) == (8, False, "other")
     assert (chosen.probe_host, chosen.probe_port) == ("127.0.0.1", 9000)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("WORKERS", "four", "not a number"),
+        ("LEASE_DURATION", "-1", "negative"),
+        ("PROBE_ADDRESS", "127.0.0.1", "no port"),
+    ],
+)
+def test_a_bad_setting_is_named(name: str, value: str, why: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=f"APISERVER_CONTROLLER_{name}='{value}': {why}"):
+        Options.from_environment({f"APISERVER_CONTROLLER_{name}": value}, str(tmp_path))
