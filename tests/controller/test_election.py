@@ -122,9 +122,10 @@ def test_one_leader_records_each_change_once_and_a_killed_one_is_replaced(
 
     eventually(standby.leading, "the standby leading", LEASE + 10 * RETRY, every=0.05)
     took = time.monotonic() - killed
-    # expiry is counted from the standby's last sight of a renewal: at most a lease's
-    # duration after the kill, plus the polls' jittered periods (client-go's 1 to 2.2 x)
-    assert took <= LEASE + 2 * 2.2 * RETRY, f"took over after {took:.1f} s"
+    # expiry is counted from when the standby saw the last renewal (a poll, up to 2.2 retry
+    # periods after it), plus the poll that finds it expired; one poll more of slack for a
+    # loaded host
+    assert took <= LEASE + 3 * 2.2 * RETRY, f"took over after {took:.1f} s"
     eventually(lambda: every_reason(fake) == expected, "every change recorded once", 15)
     time.sleep(0.5)
     assert every_reason(fake) == expected
