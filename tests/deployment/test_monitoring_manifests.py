@@ -1,10 +1,11 @@
-"""The monitoring component: a ServiceMonitor, the RBAC of a scrape and an audit policy.
+"""The monitoring component: a ServiceMonitor, the RBAC of a scrape, an audit policy and a
+PodMonitor for the Task controller.
 
 It is in no overlay, so each test renders it in one of its own, written beside a copy of the
 manifests, over the base and the cert-manager component (and the postgres one, in either order,
-as it removes the store's volume by index). The ServiceMonitor validates against the CRD's
-schema kept in tests/schemas (prometheus-operator's, with its ``x-kubernetes-*`` keys, which
-jsonschema ignores).
+as it removes the store's volume by index). The ServiceMonitor and the PodMonitor validate
+against their CRDs' schemas kept in tests/schemas (prometheus-operator's, with their
+``x-kubernetes-*`` keys, which jsonschema ignores).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from tests.support.servers import ROOT
 
 MANIFESTS = ROOT / "k8s" / "manifests"
 SCHEMA = ROOT / "tests" / "schemas" / "servicemonitor-v1.json"
+POD_MONITOR_SCHEMA = ROOT / "tests" / "schemas" / "podmonitor-v1.json"
 NAMESPACE, SERVICE, DEPLOYMENT = "task-search", "task-search-api", "task-search-api"
+CONTROLLER = "task-controller"  # the controller's Deployment and its PodMonitor
 POLICY_FILE = "/etc/task-apiserver/audit/policy.yaml"
 AUDIT_LEVELS = {"None", "Metadata", "Request", "RequestResponse"}
 AUDIT_STAGES = {"RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"}
@@ -90,6 +93,16 @@ def endpoint(docs: Docs) -> dict[str, Any]:
     return found
 
 
+def pod_monitor(docs: Docs) -> dict[str, Any]:
+    return one(docs, "PodMonitor", CONTROLLER)
+
+
+def pod_endpoint(docs: Docs) -> dict[str, Any]:
+    (found,) = pod_monitor(docs)["spec"]["podMetricsEndpoints"]
+    assert isinstance(found, dict)
+    return found
+
+
 # rendering
 
 
@@ -100,6 +113,7 @@ def test_the_component_renders_and_validates_against_the_kubernetes_schemas(
     docs = rendered[overlay]
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert ("ServiceMonitor", SERVICE) in kinds
+    assert ("PodMonitor", CONTROLLER) in kinds
     assert ("ClusterRole", "task-search-api:metrics") in kinds
     for doc in docs:
         if doc["apiVersion"] in CUSTOM:
@@ -205,6 +219,51 @@ def test_the_servicemonitor_verifies_the_serving_certificate(sqlite: Docs) -> No
     assert tls["ca"] == {"secret": {"name": certificate["secretName"], "key": "ca.crt"}}
     volumes = {v["name"]: v for v in pod_spec(sqlite)["volumes"]}
     assert volumes["tls"]["secret"]["secretName"] == certificate["secretName"]
+
+
+# the PodMonitor
+
+
+def test_the_podmonitor_validates_against_the_crd_schema(sqlite: Docs) -> None:
+    schema = json.loads(POD_MONITOR_SCHEMA.read_text())
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    validator = validator_class(schema)
+    monitor = pod_monitor(sqlite)
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(monitor)]
+    assert errors == []
+    # the schema does check: a scheme the CRD does not know, or no selector, is refused
+    broken = json.loads(json.dumps(monitor))
+    broken["spec"]["podMetricsEndpoints"][0]["scheme"] = "ftp"
+    assert not validator.is_valid(broken)
+    unselected = json.loads(json.dumps(monitor))
+    del unselected["spec"]["selector"]
+    assert not validator.is_valid(unselected)
+
+
+def test_the_podmonitor_scrapes_the_controllers_probe_port_on_metrics(sqlite: Docs) -> None:
+    monitor = pod_monitor(sqlite)
+    deployment = one(sqlite, "Deployment", CONTROLLER)
+    template = deployment["spec"]["template"]
+    assert monitor["metadata"]["namespace"] == deployment["metadata"]["namespace"] == NAMESPACE
+    # no namespaceSelector: pods in the PodMonitor's own namespace
+    assert "namespaceSelector" not in monitor["spec"]
+    selector = monitor["spec"]["selector"]
+    assert set(selector) == {"matchLabels"}
+    labels = template["metadata"]["labels"]
+    assert selector["matchLabels"].items() <= labels.items()
+    # the controller's pods only: not the API server's, which its ServiceMonitor scrapes
+    server = one(sqlite, "Deployment", DEPLOYMENT)["spec"]["template"]["metadata"]["labels"]
+    assert not selector["matchLabels"].items() <= server.items()
+    # the job is named after a label the pods have
+    assert monitor["spec"]["jobLabel"] in labels
+    scraped = pod_endpoint(sqlite)
+    (container,) = template["spec"]["containers"]
+    assert scraped["port"] in {port["name"] for port in container["ports"]}
+    # the port the kubelet's probes use: the one the controller serves /metrics on
+    assert scraped["port"] == container["readinessProbe"]["httpGet"]["port"]
+    assert (scraped["path"], scraped["scheme"]) == ("/metrics", "http")
+    assert "authorization" not in scraped and "tlsConfig" not in scraped
 
 
 # RBAC
