@@ -80,9 +80,9 @@ class EventRecorder:
         except ClusterError as error:
             if error.status != CONFLICT:
                 raise
-            log.info("task %s/%s: %s was recorded already", namespace, name, reason)
+            log.debug("task %s/%s: %s was recorded already", namespace, name, reason)
             return
-        log.info("task %s/%s: %s", namespace, name, reason)
+        log.debug("task %s/%s: %s", namespace, name, reason)
 
 
 def event_name(task: str, uid: str, reason: str, generation: int) -> str:
