@@ -639,17 +639,23 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self.server.fake.answer(request)
         except Exception as exc:  # a broken route must show up as a 500, not a hung client
             reply = status(500, f"fake cluster route failed: {exc!r}")
-        self.send_response(reply.code, HTTPStatus(reply.code).phrase)
-        self.send_header("Content-Type", "application/json")
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
         if reply.stream is not None:
+            self.send_response(reply.code, HTTPStatus(reply.code).phrase)
+            self.send_header("Content-Type", "application/json")
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
             self._stream(reply.stream)
             return
         payload = orjson.dumps(reply.body)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        head = [
+            f"{self.protocol_version} {reply.code} {HTTPStatus(reply.code).phrase}",
+            f"Date: {self.date_time_string()}",
+            "Content-Type: application/json",
+            *(f"{name}: {value}" for name, value in reply.headers.items()),
+            f"Content-Length: {len(payload)}",
+        ]
+        # one write, as Go's buffered writer sends a small answer: one TLS record, one segment
+        self.wfile.write("\r\n".join([*head, "", ""]).encode("latin-1") + payload)
 
     def _stream(self, items: Iterator[Any]) -> None:
         self.send_header("Transfer-Encoding", "chunked")
