@@ -13,12 +13,12 @@ Every Event labelled ``example.example.com/task-uid`` counts, whoever recorded i
 - any ``TaskDeleted`` means the deletion is recorded.
 
 The controller labels a task with the generation it handled (``example.example.com/
-task-indexer`` ends in it) only after recording that generation's Event, or after finding it
-recorded: once another recorder's Events are settled, the label carries what was found past
-our own label patch, which moves the resourceVersion on.
+task-indexer`` ends in it) only once that generation's Event is recorded, by us or by another.
+Our own label patch moves the task's resourceVersion past another recorder's Events, so after
+a restart the label is what says their generation was covered.
 
-Only the worker that holds a task's key reads and changes its entry; the lock guards the maps
-for ``learn`` and for the workers of other keys.
+Only the worker that holds a task's key changes its entry (the informer's thread reads it, in
+``covers``); the lock guards the maps for ``learn`` and for the workers of other keys.
 """
 
 from __future__ import annotations
