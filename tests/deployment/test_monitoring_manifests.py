@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # no py.typed, no stubs
@@ -180,11 +181,16 @@ def test_the_audit_policy_is_an_audit_k8s_io_v1_policy(sqlite: Docs) -> None:
 # the ServiceMonitor
 
 
-def test_the_servicemonitor_validates_against_the_crd_schema(sqlite: Docs) -> None:
-    schema = json.loads(SCHEMA.read_text())
+def crd_validator(path: Path) -> Any:
+    """A validator of a CRD's openAPIV3Schema kept in tests/schemas, itself checked first."""
+    schema = json.loads(path.read_text())
     validator_class = jsonschema.validators.validator_for(schema)
     validator_class.check_schema(schema)
-    validator = validator_class(schema)
+    return validator_class(schema)
+
+
+def test_the_servicemonitor_validates_against_the_crd_schema(sqlite: Docs) -> None:
+    validator = crd_validator(SCHEMA)
     monitor = service_monitor(sqlite)
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(monitor)]
     assert errors == []
@@ -225,10 +231,7 @@ def test_the_servicemonitor_verifies_the_serving_certificate(sqlite: Docs) -> No
 
 
 def test_the_podmonitor_validates_against_the_crd_schema(sqlite: Docs) -> None:
-    schema = json.loads(POD_MONITOR_SCHEMA.read_text())
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator_class.check_schema(schema)
-    validator = validator_class(schema)
+    validator = crd_validator(POD_MONITOR_SCHEMA)
     monitor = pod_monitor(sqlite)
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(monitor)]
     assert errors == []
