@@ -53,7 +53,12 @@ class RequestLog:
         }
         if req.context.annotations:
             line["annotations"] = req.context.annotations
-        os.write(1, orjson.dumps(line) + b"\n")
+        # stdout closed or full: the line is lost, not the request, as klog drops it (a try
+        # costs nothing on this path every request takes; contextlib.suppress would)
+        try:  # noqa: SIM105
+            os.write(1, orjson.dumps(line) + b"\n")
+        except OSError:
+            pass
 
 
 class Gate:
