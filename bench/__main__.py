@@ -81,6 +81,7 @@ from bench import (
     scale,
     scenarios,
     search,
+    serving,
     watch,
     watchlist,
     webhooks,
@@ -175,6 +176,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run only the main server, the one with in-flight limits off and the --baseline: "
         "fill, gets, list, creates",
     )
+    served = parser.add_argument_group(
+        "serving phase (its own servers): gunicorn models side by side, each with its ceiling"
+    )
+    served.add_argument("--no-serving", action="store_true", help="skip the serving phase")
+    served.add_argument("--serving-only", action="store_true", help="run only this phase")
+    served.add_argument(
+        "--serving-models",
+        default=",".join(m.key for m in serving.MODELS),
+        help="the models compared, comma-separated",
+    )
     combined = parser.add_argument_group("combinedtasks phase (its own servers and clusters)")
     combined.add_argument("--no-combined", action="store_true", help="skip the phase")
     combined.add_argument("--combined-only", action="store_true", help="run only this phase")
@@ -253,6 +264,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         sum(
             (
                 *onlys,
+                args.serving_only,
                 args.scale_only,
                 args.search_only,
                 args.ownership_only,
@@ -269,6 +281,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.baseline is not None:
         if (
             args.watch_only
+            or args.serving_only
             or args.postgres_only
             or args.combined_only
             or args.scale_only
@@ -287,6 +300,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error(f"--baseline {args.baseline}: {ex}")
     if (
         (args.no_watch and args.watch_only)
+        or (args.no_serving and args.serving_only)
         or (args.no_postgres and args.postgres_only)
         or (args.no_combined and args.combined_only)
         or (args.no_scale and args.scale_only)
@@ -310,6 +324,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "--watchers, --watch-processes, --watch-rate, --watch-seconds must be positive "
             "(fewer than a million changes)"
         )
+    known = {m.key for m in serving.MODELS}
+    if unknown := set(args.serving_models.split(",")) - known:
+        parser.error(f"--serving-models: unknown {sorted(unknown)}; known: {sorted(known)}")
     if min(args.watchlist_objects, args.watchlist_rounds) < 1:
         parser.error("--watchlist-objects and --watchlist-rounds must be positive")
     if not 0 < args.scale_base < args.scale_objects or args.scale_churn < 1:
@@ -868,6 +885,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.from_env()  # what the servers read too: they inherit the environment
     only = (
         args.watch_only
+        or args.serving_only
         or args.postgres_only
         or args.combined_only
         or args.scale_only
@@ -892,6 +910,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             contenders.insert(contenders.index(UNLIMITED) + 1, baseline_contender(source, commit))
         run = Run(root, plan, launch, log, settings.auth_cache_seconds, args.auth_rounds)
         measured = None if only else measure(run, contenders, SQLITE)
+        models = None
+        if args.serving_only or not (args.no_serving or alone):
+            chosen = args.serving_models.split(",")
+            models = serving.run(
+                root / "serving",
+                launch,
+                plan,
+                say,
+                log.check,
+                [m for m in serving.MODELS if m.key in chosen],
+            )
         on_postgres = joined = None
         if args.postgres_only or not (args.no_postgres or alone):
             on_postgres = postgres_phase(run)
@@ -926,6 +955,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if measured is not None:
         print_report(measured, run, contenders, settings)
         print()
+    if models is not None:
+        print(serving.rounds_report(models), end="\n\n")
+        print(serving.summary_report(models), end="\n\n")
     if on_postgres is not None:
         sqlite = measured.figures if measured else None
         print(postgres.report(on_postgres[0].figures, on_postgres[1], sqlite), end="\n\n")
@@ -953,6 +985,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = (
         (measured is not None and any(f.errors for f in measured.figures.values()))
         or (watched is not None and watch.failed(watched))
+        or (models is not None and serving.failed(models))
         or (on_postgres is not None and any(f.errors for f in on_postgres[0].figures.values()))
         or log.lines
     )

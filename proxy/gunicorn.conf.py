@@ -13,7 +13,7 @@ import signal
 import ssl
 from typing import Any
 
-from proxy import jsonlog, lifecycle, metricsdir, tls
+from proxy import balance, jsonlog, lifecycle, metricsdir, tls
 from proxy.settings import Settings
 
 _settings = Settings.from_env()
@@ -37,13 +37,22 @@ proc_name = "task-apiserver"
 
 
 def on_starting(server: Any) -> None:
-    """Before any worker: the empty directory of the workers' metrics files."""
+    """Before any worker: the empty directory of the workers' metrics files, and the board
+    on which workers share their connection counts."""
     if _settings.metrics:
         metricsdir.prepare(_settings.metrics_dir)
+    if _settings.balance_connections:
+        balance.open_board(server.num_workers)
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    balance.assign(server, worker)
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """A worker ended (restarted, killed): its counts go to the archive, its files away."""
+    """A worker ended (restarted, killed): its counts go to the archive, its files away, its
+    slot of the board to the next worker."""
+    balance.release(worker)
     if _settings.metrics:
         metricsdir.retire(worker.pid)
 

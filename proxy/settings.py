@@ -28,6 +28,7 @@ class Settings:
     database_url: str
     workers: int
     threads: int
+    balance_connections: bool  # a worker accepts only while no peer holds fewer
     max_body_bytes: int
     max_header_bytes: int  # the request line and header fields together, as kube's 1 MiB
     max_requests_inflight: int  # read-only, per server as kube's flag; shared by the workers
@@ -73,6 +74,7 @@ class Settings:
             database_url=e.get("APISERVER_DATABASE_URL", ""),
             workers=int(e.get("APISERVER_WORKERS", "2")),
             threads=int(e.get("APISERVER_THREADS", "512")),
+            balance_connections=_enabled(e.get("APISERVER_BALANCE_CONNECTIONS", "true")),
             max_body_bytes=int(e.get("APISERVER_MAX_BODY_BYTES", str(3 * 1024 * 1024))),
             max_header_bytes=int(e.get("APISERVER_MAX_HEADER_BYTES", str(1024 * 1024))),
             max_requests_inflight=int(e.get("APISERVER_MAX_REQUESTS_INFLIGHT", "400")),

@@ -58,6 +58,7 @@ from gunicorn.http.parser import RequestParser
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from handlers.api.errors import ApiError, internal_error, status_error
+from proxy import balance
 from proxy.settings import Settings
 
 _BAD_REQUEST = (
@@ -160,11 +161,37 @@ class HeadLimitedConn(TConn):  # type: ignore[misc]
 
 
 class StatusWorker(ThreadWorker):  # type: ignore[misc]
-    """gthread with :class:`HeadLimitedConn` connections and Status errors."""
+    """gthread with :class:`HeadLimitedConn` connections and Status errors, accepting only
+    while no peer holds fewer connections (:mod:`proxy.balance`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._bound = 0
         super().__init__(*args, **kwargs)
-        self.head_budget = Settings.from_env().max_header_bytes
+        settings = Settings.from_env()
+        self.head_budget = settings.max_header_bytes
+        self.board = balance.board() if settings.balance_connections else None
+        self.board_slot: int | None = None  # given by the master's pre_fork hook
+
+    @property
+    def worker_connections(self) -> int:
+        """The connections this worker may hold now: gunicorn's bound, or no more than it
+        holds already while a live peer holds fewer (gthread stops listening at the bound)."""
+        if self.board is None or self.board_slot is None:
+            return self._bound
+        held: int = self.nr_conns
+        if held > self.board.least_peer(self.board_slot):
+            return min(self._bound, held)
+        return self._bound
+
+    @worker_connections.setter
+    def worker_connections(self, bound: int) -> None:
+        self._bound = bound
+
+    def notify(self) -> None:
+        """gthread's heartbeat, once per turn of its loop: also tell the peers our load."""
+        super().notify()
+        if self.board is not None and self.board_slot is not None:
+            self.board.publish(self.board_slot, self.nr_conns)
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
