@@ -31,8 +31,8 @@ def trusted_client_cas() -> bytes:
 
 
 def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
-    """TLS 1.2+, the current serving certificate, optional client certificates verified
-    against the current client CA bundle."""
+    """TLS 1.2+ without renegotiation (as Go's server), the current serving certificate,
+    optional client certificates verified against the current client CA bundle."""
     global _cached
     key = (_mtime(cert_file), _mtime(key_file), _client_cas)
     cached = _cached
@@ -41,6 +41,7 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.verify_mode = ssl.CERT_OPTIONAL
+    context.options |= ssl.OP_NO_RENEGOTIATION  # a connection's client certificate is fixed
     try:
         context.load_cert_chain(cert_file, key_file)
         if key[2]:
