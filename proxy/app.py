@@ -30,7 +30,7 @@ from proxy.dispatch import Resources
 from proxy.documents import ApiGroup, Apis, Health, NotServed, OpenAPIv2, OpenAPIv3, Static
 from proxy.inflight import InFlightLimit
 from proxy.metrics import Instrumentation
-from proxy.middleware import Gate, RequestLog
+from proxy.middleware import REQUEST_LOG_FROM, Gate, RequestLog
 from proxy.openapi import OpenAPI
 from proxy.scrape import Metrics, StoreFigures
 from proxy.security import Security
@@ -70,7 +70,7 @@ def create_app(
     gate = Gate(
         security.authenticator, security.authorizer, limit=limit, timeout=timeout, audit=audit
     )
-    middleware: list[Any] = [RequestLog()]
+    middleware: list[Any] = [RequestLog(REQUEST_LOG_FROM[settings.request_log])]
     middleware += [Instrumentation()] if settings.metrics else []
     middleware += [audit] if audit else []
     middleware.append(gate)

@@ -21,9 +21,18 @@ from proxy.deadline import Deadline, RequestTimeout
 from proxy.inflight import InFlightLimit, Release
 from proxy.requestinfo import RequestInfo, parse
 
+REQUEST_LOG_FROM = {"all": 0, "errors": 500, "none": 1000}
+"""The least status code a request's line is written for, by ``APISERVER_REQUEST_LOG``."""
+
 
 class RequestLog:
-    """One JSON line per request on stdout, and a request id in the response."""
+    """A request id in every response, and a JSON line on stdout for each request answered
+    with at least ``least_code``: by default the server's errors only, as kube-apiserver
+    writes its request lines (httplog) only at verbosity 3; the audit log is the record of
+    every request."""
+
+    def __init__(self, least_code: int = 0) -> None:
+        self._least = least_code
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
@@ -35,6 +44,8 @@ class RequestLog:
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, succeeded: bool
     ) -> None:
+        if resp.status_code < self._least:
+            return
         info: RequestInfo | None = getattr(req.context, "info", None)
         user: User | None = getattr(req.context, "user", None)
         line = {

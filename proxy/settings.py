@@ -52,6 +52,7 @@ class Settings:
     combined_access_check: bool
     managed_fields: bool  # off only to measure what keeping them costs
     metrics: bool  # off only to measure what keeping them costs
+    request_log: str  # which requests get a line on stdout: all, errors (5xx) or none
     metrics_dir: str  # prometheus-client's multiprocess files; "": a fresh temporary directory
     audit_policy_file: str  # kube's --audit-policy-file; "": no audit log
     audit_log_path: str  # kube's --audit-log-path; "-": stdout
@@ -108,6 +109,7 @@ class Settings:
             combined_access_check=_enabled(e.get("APISERVER_COMBINED_ACCESS_CHECK", "true")),
             managed_fields=_enabled(e.get("APISERVER_MANAGED_FIELDS", "true")),
             metrics=_enabled(e.get("APISERVER_METRICS", "true")),
+            request_log=_choice(e, "APISERVER_REQUEST_LOG", "errors", ("all", "errors", "none")),
             metrics_dir=e.get("APISERVER_METRICS_DIR", ""),
             audit_policy_file=e.get("APISERVER_AUDIT_POLICY_FILE", ""),
             audit_log_path=e.get("APISERVER_AUDIT_LOG_PATH", "-"),
@@ -120,6 +122,14 @@ class Settings:
 def _names(value: str) -> tuple[str, ...]:
     """A comma-separated list setting."""
     return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    """A setting with a few known values; another one stops the server, named."""
+    value = env.get(name, default)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 def _enabled(value: str) -> bool:

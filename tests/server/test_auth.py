@@ -126,6 +126,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             "APISERVER_REVIEW_TIMEOUT_SECONDS": "1",
             "APISERVER_AUDIT_POLICY_FILE": str(directory / "policy.yaml"),
             "APISERVER_AUDIT_LOG_PATH": str(directory / "audit.log"),
+            "APISERVER_REQUEST_LOG": "all",
         }
         with run_server(directory, pki=pki, env=env) as server:
             yield Setup(server, cluster, front_proxy_ca, directory)

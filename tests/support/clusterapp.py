@@ -45,6 +45,7 @@ def cluster_app(
         {
             "APISERVER_SQLITE_PATH": str(directory / "store.db"),
             "APISERVER_KUBECONFIG": str(fake.kubeconfig(directory)),
+            "APISERVER_REQUEST_LOG": "all",  # tests read admission's annotations in it
         }
     )
     stop = threading.Event()
