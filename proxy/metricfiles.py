@@ -119,7 +119,8 @@ class Files:
         self, name: str, found: re.Match[str], sums: list[float], extremes: dict[int, float]
     ) -> None:
         kind, mode, pid = found.groups()
-        combine = _MODES.get(mode.removeprefix("live") if mode else "sum")
+        # a gauge's file names its mode; another's may name its writer (requestseries)
+        combine = _MODES.get(mode.removeprefix("live")) if kind == "gauge" and mode else "sum"
         if combine is None:
             return
         with open(os.path.join(self._directory, name), "rb") as f:

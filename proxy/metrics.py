@@ -14,6 +14,8 @@ measures a ``?watch`` response's size, but here the fan-out writes most of it to
 from __future__ import annotations
 
 import functools
+import math
+import os
 import time
 from collections.abc import Iterable
 from typing import Any, cast
@@ -24,8 +26,10 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from handlers.api import GROUP, VERSION
 from proxy import authz
+from proxy.metricsdir import DIRECTORY
 from proxy.outlets import observed
 from proxy.requestinfo import RequestInfo
+from proxy.requestseries import Family, FileRecorder, LibraryRecorder, Recorder
 
 COMPONENT = "apiserver"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -35,6 +39,7 @@ _DURATION_BUCKETS = (
     *(0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10),
     *(15, 20, 30, 45, 60),
 )
+_SIZE_BUCKETS = tuple(1000 * 10.0**n for n in range(7))
 
 REQUESTS = Counter(
     "apiserver_request_total",
@@ -54,7 +59,7 @@ RESPONSE_SIZES = Histogram(
     "[STABLE] Response size distribution in bytes for each group, version, verb, resource, "
     "subresource, scope and component.",
     _LABELS,
-    buckets=tuple(1000 * 10.0**n for n in range(7)),
+    buckets=_SIZE_BUCKETS,
 )
 LONG_RUNNING = Gauge(
     "apiserver_longrunning_requests",
@@ -117,8 +122,36 @@ class _Children:
         return child
 
 
-_REQUESTS, _DURATION, _SIZES = _Children(REQUESTS), _Children(DURATION), _Children(RESPONSE_SIZES)
+_REQUESTS, _DURATION = _Children(REQUESTS), _Children(DURATION)
 _LONG_RUNNING, _TERMINATIONS = _Children(LONG_RUNNING), _Children(TERMINATIONS)
+_recorders: dict[int, Recorder] = {}
+
+
+def recorder() -> Recorder:
+    """This process's writer of the per-request series (one per process: its files are its
+    own): into the metrics directory under gunicorn, else through the library."""
+    pid = os.getpid()
+    found = _recorders.get(pid)
+    if found is None:
+        directory = os.environ.get(DIRECTORY)
+        if directory:
+            found = FileRecorder(
+                directory,
+                family(REQUESTS, ("verb", "dry_run", *_LABELS[1:], "code")),
+                family(DURATION, ("verb", "dry_run", *_LABELS[1:]), _DURATION_BUCKETS),
+                family(RESPONSE_SIZES, _LABELS, _SIZE_BUCKETS),
+            )
+        else:
+            found = LibraryRecorder(REQUESTS, DURATION, RESPONSE_SIZES)
+        _recorders[pid] = found
+    return found
+
+
+def family(metric: Any, labels: tuple[str, ...], bounds: tuple[float, ...] = ()) -> Family:
+    """``metric`` as its files key it: its name and help as the library describes them."""
+    described = metric.describe()[0]
+    ends = (*bounds, math.inf) if bounds else ()
+    return Family(described.name, described.documentation, labels, ends)
 
 
 def watch_events_sent(resource: str, lines: Iterable[bytes]) -> None:
@@ -176,6 +209,9 @@ class Instrumentation:
     It reads what the gate left in the request's context: the RequestInfo, whether the
     request passed it, and whether it was refused in self-defense."""
 
+    def __init__(self) -> None:
+        self._recorder = recorder()
+
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, succeeded: bool
     ) -> None:
@@ -184,20 +220,22 @@ class Instrumentation:
             return
         dry = dry_run(req.query_string)
         code = str(resp.status_code)
-        _REQUESTS(labels[0], dry, *labels[1:], code).inc()
         terminated: int | None = getattr(req.context, "terminated", None)
         if terminated is not None:
             _TERMINATIONS(*labels, str(terminated)).inc()
             if terminated == 429:
+                _REQUESTS(labels[0], dry, *labels[1:], code).inc()
                 return  # a dropped request: counted, neither timed nor measured
         started: float = req.context.started
-        duration = _DURATION(labels[0], dry, *labels[1:])
         if resp.stream is None:
-            duration.observe(time.perf_counter() - started)
+            size = None
             if labels[0] in ("GET", "LIST"):
                 size = len(resp.data or b"") if resp.text is None else len(resp.text)
-                _SIZES(*labels).observe(size)
+            series = (labels[0], dry, *labels[1:])
+            self._recorder.record(series, code, time.perf_counter() - started, size)
             return
+        _REQUESTS(labels[0], dry, *labels[1:], code).inc()
+        duration = _DURATION(labels[0], dry, *labels[1:])
         running = _LONG_RUNNING(*labels)
         running.inc()
 

@@ -20,6 +20,7 @@ import tempfile
 from typing import Any
 
 DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+INFIX = "requests"  # proxy.requestseries' files: counter_requests_<pid>.db, histogram_...
 _ARCHIVED = ("counter", "histogram", "summary")  # what keeps counting after its process
 _PREFIX = "metrics-"
 
@@ -46,11 +47,12 @@ def retire(pid: int) -> None:
 
     directory = os.environ[DIRECTORY]
     for typ in _ARCHIVED:
-        dead = os.path.join(directory, f"{typ}_{pid}.db")
-        if not os.path.exists(dead):
+        found = [f"{typ}_{pid}.db", f"{typ}_{INFIX}_{pid}.db"]  # the library's, requestseries'
+        deads = [path for name in found if os.path.exists(path := os.path.join(directory, name))]
+        if not deads:
             continue
         archive = os.path.join(directory, f"{typ}_archive.db")
-        sources = [path for path in (archive, dead) if os.path.exists(path)]
+        sources = [path for path in (archive, *deads) if os.path.exists(path)]
         merged = merge(sources, accumulate=False)
         written = files.MmapedDict(f"{archive}.new")
         for metric in merged:
@@ -66,7 +68,8 @@ def retire(pid: int) -> None:
                 written.write_value(key, sample.value, 0.0)
         written.close()
         os.replace(f"{archive}.new", archive)
-        os.remove(dead)
+        for dead in deads:
+            os.remove(dead)
     for path in glob.glob(os.path.join(directory, f"gauge_*_{pid}.db")):
         os.remove(path)
 
