@@ -10,14 +10,17 @@ median and worst round, as a share of the ceiling measured in that same round.
 
 The models (``--workers`` is the run's, 2 by default):
 
-- ``unbalanced``: gthread as gunicorn ships it, all workers accepting from one socket;
-- ``more workers``: twice as many gthread workers, unbalanced;
-- ``reuse_port``: one listening socket per worker (gunicorn's ``--reuse-port``), the kernel
+- ``shipped``: gthread as gunicorn ships it, all workers accepting from one socket by chance,
+  each request of a kept-alive connection handed from the main thread to a pool thread;
+- ``more-workers``: twice as many such workers;
+- ``reuse-port``: one listening socket per worker (gunicorn's ``--reuse-port``), the kernel
   hashing each connection to one;
-- ``balanced`` (deployed): a worker accepts only while no peer holds fewer connections
+- ``balanced``: a worker accepts only while no peer holds fewer connections
   (:mod:`proxy.balance`);
-- ``gevent``: the gevent worker, unbalanced;
-- ``hybrid``: twice as many workers, balanced.
+- ``lingering`` (deployed): balanced, and a pool thread serves its connection's next request
+  if it begins within 50 ms (:class:`proxy.worker.StatusWorker`);
+- ``gevent``: the gevent worker, accepting by chance;
+- ``hybrid``: twice as many workers, balanced, lingering.
 """
 
 from __future__ import annotations
@@ -36,7 +39,11 @@ from bench.serve import CONSTANT_APP, REAL_APP, Launch, Served
 NAMESPACE = "bench-list"
 GETS_MEDIAN, GETS_WORST = Goal(0.75, at_least=True), Goal(0.6, at_least=True)
 GETS_P99_MS = Goal(15, at_least=False)
-UNBALANCED = {"APISERVER_BALANCE_CONNECTIONS": "false"}
+SHIPPED = {  # gthread as gunicorn ships it: workers accept by chance, no linger
+    "APISERVER_BALANCE_CONNECTIONS": "false",
+    "APISERVER_KEEPALIVE_LINGER_SECONDS": "0",
+}
+NO_LINGER = {"APISERVER_KEEPALIVE_LINGER_SECONDS": "0"}
 MEASURES = ("gets", "ceiling", "livez", "creates")
 
 
@@ -53,12 +60,13 @@ class Model:
 
 
 MODELS = (
-    Model("unbalanced", "gthread, one socket", env=UNBALANCED),
-    Model("more-workers", "gthread, 2x workers, one socket", env=UNBALANCED, workers_factor=2),
-    Model("reuse-port", "gthread, reuse_port: a socket per worker", ("--reuse-port",), UNBALANCED),
-    Model("balanced", "gthread, balanced accept", deployed=True),
-    Model("gevent", "gevent, one socket", ("--worker-class", "gevent"), UNBALANCED),
-    Model("hybrid", "gthread, 2x workers, balanced accept", workers_factor=2),
+    Model("shipped", "gthread as shipped", env=SHIPPED),
+    Model("more-workers", "gthread, 2x workers", env=SHIPPED, workers_factor=2),
+    Model("reuse-port", "gthread, reuse_port: a socket per worker", ("--reuse-port",), SHIPPED),
+    Model("balanced", "gthread, balanced accept", env=NO_LINGER),
+    Model("lingering", "gthread, balanced accept, linger", deployed=True),
+    Model("gevent", "gevent", ("--worker-class", "gevent"), SHIPPED),
+    Model("hybrid", "gthread, 2x workers, balanced accept, linger", workers_factor=2),
 )
 
 

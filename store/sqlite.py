@@ -9,6 +9,11 @@ write transaction, so revisions commit in order and the change log never has a h
 Here: :class:`SQLiteStore` with its schema, connection pool, transactions, ``list`` (one read
 transaction for all of a page's batches) and the writes. Its reads' statements, and ``get``,
 ``revision`` and ``changes`` themselves, are shared with PostgreSQL in :mod:`store.sql`.
+
+A get is answered from the objects this process read last while no write has been committed
+since, by any process (:mod:`store.generation`): a read as fresh as SQLite's, without a
+statement. Only writes through this store are seen so: another program writing the file
+would have to publish its revisions too.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from store import (
     stored_row,
 )
 from store.fulltext import Document
+from store.generation import Generation
 from store.sql import Query, SQLStore, Statements, columns, counters, merged, read_at
 
 _SCHEMA = """
@@ -123,6 +129,7 @@ _INCREMENTAL = 2  # PRAGMA auto_vacuum: free pages can be given back by incremen
 _VACUUM_PAGES = 500  # per write transaction: 2 MB of 4 KB pages
 _BUSY_TIMEOUT_MS = 30_000
 _IDLE_CHECKPOINT_WAIT_MS = 100
+_RECENT_ROWS = 4096  # objects a process keeps for gets (cleared when full)
 
 
 class SQLiteStore(SQLStore):
@@ -134,6 +141,8 @@ class SQLiteStore(SQLStore):
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         self._path = path
         self._synchronous = synchronous
+        self._generation = Generation(f"{path}-generation")
+        self._recent: dict[tuple[str, str, str], tuple[int, Row]] = {}
         self._write_lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []  # list.pop/append are atomic
         self._connections: list[sqlite3.Connection] = []
@@ -151,6 +160,8 @@ class SQLiteStore(SQLStore):
                 if not conn.execute("SELECT v FROM meta WHERE k = 'terms'").fetchone()[0]:
                     conn.execute(_TERMS_OF_OBJECTS)
                     conn.execute("UPDATE meta SET v = 1 WHERE k = 'terms'")
+                (revision,) = conn.execute(_SQL.revision).fetchone()
+                self._generation.reset(revision)
                 conn.execute("COMMIT")
 
     # connections and transactions
@@ -204,7 +215,9 @@ class SQLiteStore(SQLStore):
                 "UPDATE meta SET v = v + ? WHERE k = 'rev' RETURNING v", (revisions,)
             ).fetchone()
             yield conn, rev
+            self._generation.starting(rev)
             conn.execute("COMMIT")
+            self._generation.finished(rev)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -223,7 +236,21 @@ class SQLiteStore(SQLStore):
         with self._read() as conn:
             return [conn.execute(query, params).fetchall() for query, params in queries]
 
-    # reads (get, revision and changes are SQLStore's)
+    # reads (revision and changes are SQLStore's)
+
+    def get(self, resource: str, namespace: str, name: str) -> Row | None:
+        """SQLStore's, or the row this process read last if nothing was committed since."""
+        key = (resource, namespace, name)
+        seen = self._generation.stable()  # before the read: see store.generation
+        recent = self._recent.get(key)
+        if recent is not None and recent[0] == seen:
+            return recent[1]
+        row = super().get(resource, namespace, name)
+        if row is not None and seen is not None:
+            if len(self._recent) >= _RECENT_ROWS:
+                self._recent.clear()
+            self._recent[key] = (seen, row)
+        return row
 
     def list(
         self,
@@ -469,6 +496,7 @@ class SQLiteStore(SQLStore):
                 conn.close()
             self._connections.clear()
         self._idle.clear()
+        self._recent.clear()
 
 
 def _put_document(

@@ -1,0 +1,231 @@
+"""The serving model under real gunicorn: connections spread evenly over the workers whatever
+order they come in, a dead worker's slot stops no one accepting, and a kept-alive connection's
+requests are answered whether they come within the linger, after it, or pipelined."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import cpu
+from tests.support.processes import Process, children
+from tests.support.servers import Server, run_server
+
+HEALTH = b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with run_server(tmp_path_factory.mktemp("serving")) as running:
+        _serving_on_both(running)
+        yield running
+
+
+def _serving_on_both(server: Server) -> None:
+    """Once both workers accept (the server is ready when one is): connections until each
+    worker holds one, then none."""
+    opened = []
+    deadline = time.monotonic() + 30
+    try:
+        while len([n for n in _by_worker(server).values() if n]) < 2:
+            assert time.monotonic() < deadline, "a worker never accepted"
+            conn = _connect(server)
+            conn.sendall(HEALTH)
+            assert b" 200 " in _answer(conn)
+            opened.append(conn)
+            time.sleep(0.05)
+    finally:
+        for conn in opened:
+            conn.close()
+    _until(lambda: sum(_held(server)) == 0, "the connections closed")
+
+
+def _connect(server: Server) -> ssl.SSLSocket:
+    context = ssl.create_default_context(cafile=server.pki.ca_file)
+    context.load_cert_chain(*server.pki.client("admin", ("system:masters",)))
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    return context.wrap_socket(raw, server_hostname="localhost")
+
+
+def _answer(conn: ssl.SSLSocket) -> bytes:
+    """One response to a health check (its body is a few bytes, the head says how many)."""
+    data = b""
+    while b"\r\n\r\n" not in data or not data.endswith(b"ok"):
+        chunk = conn.recv(4096)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    return data
+
+
+def _by_worker(server: Server) -> dict[int, int]:
+    """Client connections each worker holds, by pid."""
+    sample = cpu.sample(server.process.pid, server.port)
+    assert sample is not None
+    return sample.connections
+
+
+def _held(server: Server) -> list[int]:
+    """Client connections each worker holds, fewest first."""
+    return sorted(_by_worker(server).values())
+
+
+def _until(condition: object, what: str, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_connections_one_after_another_split_evenly_over_the_workers(server: Server) -> None:
+    """Each connection lands on the worker holding fewest: with 2 workers, 8 connections
+    opened in turn (each answered before the next opens) are 4 and 4, where gunicorn alone
+    may give them all to the first worker whose poller wakes."""
+    opened = []
+    try:
+        for _ in range(8):
+            conn = _connect(server)
+            conn.sendall(HEALTH)
+            assert b" 200 " in _answer(conn)
+            opened.append(conn)
+        _until(lambda: sum(_held(server)) == 8, "every connection held")
+        assert _held(server) == [4, 4]
+    finally:
+        for conn in opened:
+            conn.close()
+
+
+def test_a_killed_workers_slot_stops_no_one_accepting(tmp_path: Path) -> None:
+    with run_server(tmp_path) as server:
+        master = Process.of(server.process.pid)
+        assert master is not None
+        _until(lambda: len(children(master)) == 2, "both workers up")
+        victim = min(children(master), key=lambda p: p.pid)
+        victim.send(signal.SIGKILL)
+        _until(lambda: victim not in children(master), "the worker reaped")
+        opened = []
+        try:
+            for _ in range(6):  # whoever serves them, each is answered at once
+                conn = _connect(server)
+                began = time.monotonic()
+                conn.sendall(HEALTH)
+                assert b" 200 " in _answer(conn)
+                assert time.monotonic() - began < 1.0
+                opened.append(conn)
+            _until(lambda: len(children(master)) == 2, "a worker in its place")
+            survivor = max(_by_worker(server).items(), key=lambda item: item[1])[0]
+            deadline = time.monotonic() + 30
+            while len([n for n in _by_worker(server).values() if n]) < 2:  # until it serves
+                assert time.monotonic() < deadline, "the new worker never accepted"
+                conn = _connect(server)
+                conn.sendall(HEALTH)
+                assert b" 200 " in _answer(conn)
+                opened.append(conn)
+                time.sleep(0.1)
+            before = _by_worker(server)
+            for _ in range(3):  # the newcomer holds fewer: it takes them all
+                conn = _connect(server)
+                conn.sendall(HEALTH)
+                assert b" 200 " in _answer(conn)
+                opened.append(conn)
+            after = _by_worker(server)
+            assert after[survivor] == before[survivor]
+            assert sum(after.values()) == sum(before.values()) + 3
+        finally:
+            for conn in opened:
+                conn.close()
+
+
+def test_a_kept_alive_connection_is_answered_within_and_after_the_linger(server: Server) -> None:
+    conn = _connect(server)
+    try:
+        for pause in (0.0, 0.001, 0.3, 0.0):  # 0.3 s: past the linger, back to the poller
+            time.sleep(pause)
+            conn.sendall(HEALTH)
+            assert b" 200 " in _answer(conn)
+        conn.sendall(HEALTH + HEALTH)  # pipelined: the second is read with the first
+        first = _answer(conn)
+        second = first.split(b"ok", 1)[1] or _answer(conn)
+        assert first.count(b" 200 ") + second.count(b" 200 ") >= 2
+    finally:
+        conn.close()
+
+
+def test_shutdown_is_prompt_with_a_connection_lingering(tmp_path: Path) -> None:
+    """SIGTERM while a kept-alive connection waits for its next request: the worker ends
+    within the linger and gunicorn's short grace for kept-alive connections, not its 20 s
+    graceful timeout."""
+    with run_server(tmp_path) as server:
+        conn = _connect(server)
+        try:
+            conn.sendall(HEALTH)
+            assert b" 200 " in _answer(conn)
+            began = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            server.process.wait(timeout=15)
+            assert time.monotonic() - began < 5
+            assert server.process.returncode == 0
+        finally:
+            conn.close()
+
+
+def test_the_http_client_sees_keep_alive_answers(server: Server) -> None:
+    context = ssl.create_default_context(cafile=server.pki.ca_file)
+    context.load_cert_chain(*server.pki.client("admin", ("system:masters",)))
+    client = http.client.HTTPSConnection("127.0.0.1", server.port, context=context)
+    client.connect()
+    try:
+        for _ in range(20):
+            client.request("GET", "/livez")
+            answer = client.getresponse()
+            assert (answer.status, answer.read()) == (200, b"ok")
+            assert answer.getheader("Connection", "keep-alive").lower() == "keep-alive"
+    finally:
+        client.close()
+
+
+def test_a_write_through_one_worker_is_read_at_once_through_the_other(server: Server) -> None:
+    """Each worker answers gets from the rows it read last while nothing was committed since:
+    a write committed by the other worker must be seen by the very next get."""
+    context = ssl.create_default_context(cafile=server.pki.ca_file)
+    context.load_cert_chain(*server.pki.client("admin", ("system:masters",)))
+    first, second = (
+        http.client.HTTPSConnection("127.0.0.1", server.port, context=context) for _ in range(2)
+    )
+    path = "/apis/search.task.example.example.com/v1/namespaces/default/customtasks"
+    spec = {"priority": 1, "deadline": "2030-01-01T00:00:00Z", "details": "x"}
+    body = {"metadata": {"name": "shared"}, "spec": spec}
+    try:
+        first.connect()
+        first.request("GET", "/livez")
+        first.getresponse().read()
+        second.connect()  # opened after the first was taken: it lands on the other worker
+        second.request("GET", "/livez")
+        second.getresponse().read()
+        _until(lambda: _held(server) == [1, 1], "one connection on each worker")
+        first.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        created = first.getresponse()
+        assert created.status == 201, created.read()
+        version = json.loads(created.read())["metadata"]["resourceVersion"]
+        for n in range(40):
+            writer, reader = (first, second) if n % 2 else (second, first)
+            reader.request("GET", f"{path}/shared")
+            read = reader.getresponse()
+            assert json.loads(read.read())["metadata"]["resourceVersion"] == version
+            patch = json.dumps({"metadata": {"labels": {"n": str(n)}}})
+            writer.request(
+                "PATCH", f"{path}/shared", patch, {"Content-Type": "application/merge-patch+json"}
+            )
+            patched = writer.getresponse()
+            assert patched.status == 200
+            version = json.loads(patched.read())["metadata"]["resourceVersion"]
+    finally:
+        first.close()
+        second.close()
