@@ -365,13 +365,15 @@ class Log:
         self.workers = workers
         self.lines: list[str] = []
 
-    def check(self, name: str, served: Served) -> None:
-        """Note tracebacks, killed workers and replacement workers in ``served``'s log."""
+    def check(self, name: str, served: Served, workers: int | None = None) -> None:
+        """Note tracebacks, killed workers and replacement workers in ``served``'s log (run
+        with ``workers``, the run's by default)."""
         problems = served.problems()
         if problems:
             self.lines.append(f"{name}: {len(problems)} problem line(s), first: {problems[0]}")
-        if (boots := served.worker_boots()) > self.workers:
-            self.lines.append(f"{name}: {boots} workers booted for {self.workers} configured")
+        configured = workers or self.workers
+        if (boots := served.worker_boots()) > configured:
+            self.lines.append(f"{name}: {boots} workers booted for {configured} configured")
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,7 +91,7 @@ def run(
     launch: Launch,
     plan: Plan,
     say: Callable[[str], None],
-    check: Callable[[str, Served], None],
+    check: Callable[[str, Served, int], None],
     models: Sequence[Model] = MODELS,
 ) -> list[Measured]:
     """Every model's rounds, from servers of its own under ``directory``."""
@@ -127,8 +127,8 @@ def run(
                 measured.rounds["creates"].append(_creates(real, plan, f"r{number}"))
         for measured in results:
             real, ceiling = servers[measured.model.key]
-            check(f"serving {measured.model.key} server", real)
-            check(f"serving {measured.model.key} constant", ceiling)
+            check(f"serving {measured.model.key} server", real, measured.workers)
+            check(f"serving {measured.model.key} constant", ceiling, measured.workers)
     return results
 
 

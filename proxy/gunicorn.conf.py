@@ -31,7 +31,8 @@ keyfile = _settings.tls_key_file
 cert_reqs = ssl.CERT_OPTIONAL  # the trusted CAs come from proxy.tls, which follows rotations
 header_map = "drop"  # X_Remote_User must never pass for X-Remote-User
 control_socket_disable = True
-accesslog = None  # the app writes one JSON line per request itself
+accesslog = None  # the app writes its own request lines
+logger_class = "proxy.jsonlog.GunicornLogger"  # without gunicorn's access log
 logconfig_dict = jsonlog.gunicorn_config()
 proc_name = "task-apiserver"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
+import random
 import socket
 import time
 from collections.abc import Mapping
@@ -141,8 +141,13 @@ def audit_id(environ: Mapping[str, Any]) -> str:
 
 
 def _uuid4() -> str:
-    """A random (version 4) UUID in its usual form, at a fifth of ``str(uuid.uuid4())``."""
-    h = os.urandom(16).hex()
+    """A random (version 4) UUID in its usual form, at a fifth of ``str(uuid.uuid4())``.
+
+    Its bits come from ``random`` (reseeded in each forked worker), not ``os.urandom``: an
+    audit id must be unique, not secret, and ``os.urandom`` lets go of Python's lock for its
+    system call, which in a worker serving several connections hands the lock to another
+    thread and back on every request."""
+    h = f"{random.getrandbits(128):032x}"
     variant = "89ab"[int(h[16], 16) & 3]
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import uuid
 from typing import Any
 
@@ -528,3 +529,20 @@ def test_a_long_user_agent_is_truncated_as_kube_does() -> None:
     long = user_agent({"HTTP_USER_AGENT": "x" * 2000})
     assert long == "x" * 1024 + "...TRUNCATED"
     assert user_agent({}) == ""
+
+
+def test_a_forked_worker_makes_audit_ids_of_its_own() -> None:
+    """The ids come from ``random``, which a forked child reseeds: two workers forked from one
+    master never repeat each other's ids."""
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        os.write(write, ",".join(audit_id({}) for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read, "rb") as answered:
+        theirs = set(answered.read().decode().split(","))
+    ours = {audit_id({}) for _ in range(100)}
+    assert len(theirs) == len(ours) == 100
+    assert not theirs & ours

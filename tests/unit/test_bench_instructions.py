@@ -3,6 +3,7 @@ start-up, and the driver serves real creates and gets through the app."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,7 @@ def test_the_driver_serves_its_requests_through_the_app(tmp_path: Path) -> None:
         done = subprocess.run(
             [sys.executable, "-m", "bench.instructions", "--drive", str(ROOT), verb, "3", "2"],
             cwd=ROOT,
+            env={**os.environ, "APISERVER_REQUEST_LOG": "all"},  # a line for each request
             capture_output=True,
             check=False,
         )
