@@ -46,6 +46,7 @@ class Resources:
         self._settings = settings
         self._upstream = upstream
         self._admission = admission
+        self._made: Deps | None = None
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
         info: RequestInfo = req.context.info
@@ -64,10 +65,11 @@ class Resources:
         output = negotiate(
             req.get_header("Accept"), listing=verb == "list", plain=kind.plain is not None
         )
-        body = None
+        body, content_type = None, ""
         if req.method in _BODY_METHODS:
             raw = decoding.read(req, self._settings.max_body_bytes)
             body = decoding.decode(req.content_type, raw, patch=req.method == "PATCH")
+            content_type = decoding.media_type(req.content_type)
             auditing.request_body(req, body)
         user: User = req.context.user
         request = ApiRequest(
@@ -79,7 +81,7 @@ class Resources:
             body,
             user,
             subresource=info.subresource,
-            content_type=decoding.media_type(req.content_type),
+            content_type=content_type,
             authorize=functools.partial(_authorize_also, req.context.authorize, info),
             options=write_options(req.context.query, info.verb)
             if info.verb in _WRITES
@@ -89,14 +91,7 @@ class Resources:
             deadline=_due(req),
             plain=output.form == "text",
         )
-        deps = Deps(
-            self._holder.get(),
-            self._upstream,
-            lifecycle.stopping,
-            managed_fields=self._settings.managed_fields,
-            admission=self._admission,
-        )
-        result = handler(request, deps)
+        result = handler(request, self._deps())
         resp.content_type = output.media_type
         if isinstance(result, WatchResult):
             resp.stream = streaming.carried(self._holder.fanout(), req.env, result, output, request)
@@ -108,9 +103,24 @@ class Resources:
             self._holder.written()
         resp.data = render(kind, result, output, request.param("includeObject"))
         status = getattr(result, "status", 200)
-        resp.status = falcon.code_to_http_status(status)
+        if status != 200:  # falcon's default
+            resp.status = falcon.code_to_http_status(status)
         for warning in getattr(result, "warnings", ()):
             resp.append_header("Warning", warning_header(warning))
+
+    def _deps(self) -> Deps:
+        """What handlers are given: made again only when the store is another one."""
+        store = self._holder.get()
+        deps = self._made
+        if deps is None or deps.store is not store:
+            deps = self._made = Deps(
+                store,
+                self._upstream,
+                lifecycle.stopping,
+                managed_fields=self._settings.managed_fields,
+                admission=self._admission,
+            )
+        return deps
 
     def _served(self, info: RequestInfo) -> Served:
         served = find(info.resource, self._kinds) if info.is_resource else None

@@ -5,6 +5,7 @@ Authorization, routing and logging all read this one parse.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -36,7 +37,16 @@ class RequestInfo:
 
 
 def parse(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:
-    """Parse ``/apis/<group>/<version>/[namespaces/<ns>/]<resource>[/<name>[/<sub>]]``."""
+    """Parse ``/apis/<group>/<version>/[namespaces/<ns>/]<resource>[/<name>[/<sub>]]``.
+
+    Clients ask for the same objects again and again (a controller's gets, a dashboard's
+    lists): the answer is remembered for the method, the path and the two parameters it
+    depends on (``watch``, ``fieldSelector``)."""
+    return _parsed(method, path, flag(query, "watch"), query.get("fieldSelector", ""))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(method: str, path: str, watch: bool, field_selector: str) -> RequestInfo:
     parts = [p for p in path.strip("/").split("/") if p]
     if len(parts) < 4 or parts[0] != "apis":
         return RequestInfo(path=path, verb=method.lower())
@@ -58,12 +68,12 @@ def parse(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:
         if method == "DELETE":
             verb = "deletecollection"
         elif verb == "get":
-            verb = "watch" if flag(query, "watch") else "list"
+            verb = "watch" if watch else "list"
     elif method == "DELETE":
         verb = "delete"
     selected = None
     if name is None and verb in ("list", "watch"):
-        selected = _name_from_field_selector(query.get("fieldSelector", "")) or None
+        selected = _name_from_field_selector(field_selector) or None
     return RequestInfo(
         path=path,
         verb=verb,

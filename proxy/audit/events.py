@@ -11,7 +11,9 @@ both. Where kube reads a Go ``http.Request`` these helpers read a WSGI environ.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
+import os
 import random
 import socket
 import time
@@ -141,15 +143,32 @@ def audit_id(environ: Mapping[str, Any]) -> str:
 
 
 def _uuid4() -> str:
-    """A random (version 4) UUID in its usual form, at a fifth of ``str(uuid.uuid4())``.
+    """A new id in the form of a random (version 4) UUID, at a tenth of
+    ``str(uuid.uuid4())``: see :class:`_Ids`."""
+    return f"{_ids.prefix}{next(_ids.count) & 0xFFFFFFFFFFFF:012x}"
 
-    Its bits come from ``random`` (reseeded in each forked worker), not ``os.urandom``: an
-    audit id must be unique, not secret, and ``os.urandom`` lets go of Python's lock for its
-    system call, which in a worker serving several connections hands the lock to another
-    thread and back on every request."""
-    h = f"{random.getrandbits(128):032x}"
-    variant = "89ab"[int(h[16], 16) & 3]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+
+class _Ids:
+    """Random bits drawn once per process (again in a forked child: ``random`` is reseeded
+    there first) and a count in the last twelve digits. An audit id must be unique, not
+    secret; ``os.urandom`` for each would also let go of Python's lock for its system call,
+    which in a worker serving several connections hands the lock to another thread and back
+    on every request."""
+
+    def __init__(self) -> None:
+        self.prefix = ""
+        self.count = itertools.count()
+        self.draw()
+
+    def draw(self) -> None:
+        h = f"{random.getrandbits(80):020x}"
+        variant = "89ab"[int(h[12], 16) & 3]
+        self.prefix = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-"
+        self.count = itertools.count(random.getrandbits(40))
+
+
+_ids = _Ids()
+os.register_at_fork(after_in_child=_ids.draw)
 
 
 def user_agent(environ: Mapping[str, Any]) -> str:
