@@ -16,7 +16,7 @@ from handlers.api.contract import NO_OPTIONS, ApiRequest, Deps, RelayResult, Wat
 from handlers.api.errors import method_not_allowed, not_found_path
 from handlers.api.params import write_options
 from handlers.api.users import User
-from handlers.registry import Served, find
+from handlers.registry import Served
 from k8s.upstream import Upstream
 from proxy import auditing, decoding, lifecycle, streaming
 from proxy.deadline import Deadline
@@ -41,7 +41,7 @@ class Resources:
         upstream: Upstream | None,
         admission: Admission = NO_ADMISSION,
     ) -> None:
-        self._kinds = kinds
+        self._by_plural = {served.kind.plural: served for served in kinds}  # routes, once
         self._holder = holder
         self._settings = settings
         self._upstream = upstream
@@ -123,7 +123,7 @@ class Resources:
         return deps
 
     def _served(self, info: RequestInfo) -> Served:
-        served = find(info.resource, self._kinds) if info.is_resource else None
+        served = self._by_plural.get(info.resource) if info.is_resource else None
         if (
             served is None
             or (info.group, info.version) != (GROUP, VERSION)

@@ -1,5 +1,8 @@
-"""The gunicorn worker: gthread, reading a request's head within kube-apiserver's limit and
-answering what gunicorn refuses itself with a ``metav1.Status``.
+"""The gunicorn worker: gthread, reading a request's head within kube-apiserver's limit,
+answering what gunicorn refuses itself with a ``metav1.Status``, accepting a connection only
+while no other worker holds fewer (:mod:`proxy.balance`), and serving a kept-alive
+connection's next request on the thread that answered the last one when it comes within the
+linger (see the README's Serving section for what each of these was measured to bring).
 
 kube-apiserver reads a request line and header fields of up to 1 MiB in all (``MaxHeaderBytes:
 1 << 20`` in k8s.io/apiserver's secure serving, Go's ``DefaultMaxHeaderBytes``). gunicorn
@@ -75,6 +78,7 @@ _BAD_REQUEST = (
     InvalidChunkExtension,
 )
 _MESSAGE_CHARS = 200  # what a 400 repeats of the client's bytes
+_DEFER_POLL = 0.005  # seconds between looks at the board while a peer takes the connections
 
 
 class HeadLimitedRequest(Request):  # type: ignore[misc]
@@ -199,7 +203,8 @@ class StatusWorker(ThreadWorker):  # type: ignore[misc]
         if self.board is None or self.board_slot is None:
             return self._bound
         held: int = self.nr_conns
-        if held > self.board.least_peer(self.board_slot):
+        least = self.board.least_peer(self.board_slot)
+        if held > least + least // 8:  # within an eighth: a burst is taken in long strides
             return min(self._bound, held)
         return self._bound
 
@@ -207,12 +212,19 @@ class StatusWorker(ThreadWorker):  # type: ignore[misc]
     def worker_connections(self, bound: int) -> None:
         self._bound = bound
 
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """gthread's wait, but short while this worker leaves new connections to a peer: it
+        must see soon that the peer took enough of them, or when a burst of connections
+        (a thousand watches) fills the peer nobody would accept until it woke."""
+        deferring = self.board is not None and not self._accepting
+        super().wait_for_and_dispatch_events(min(timeout, _DEFER_POLL) if deferring else timeout)
+
     def handle(self, conn: HeadLimitedConn) -> Any:
         """gthread's, then on this thread each next request of the kept-alive connection that
         begins within the linger (``APISERVER_KEEPALIVE_LINGER_SECONDS``), as Go serves a
         connection on its goroutine. gthread would hand the connection to the main thread's
-        poller and back to a pool thread for each request: two more thread switches, which
-        cost a worker with a few busy connections a quarter of its CPU."""
+        poller and back to a pool thread for each request: two more thread switches, and as
+        many handoffs of Python's lock between the threads of a busy worker."""
         result = super().handle(conn)
         while result is True and self.alive and conn.next_request(self.linger):
             conn.data_ready = True
