@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -84,7 +85,7 @@ def test_a_certificate_that_expires_during_the_connection_is_refused(
     authenticator = authn.Authenticator(lambda: config, None)
     assert authenticator.authenticate({"gunicorn.socket": sock}).name == "alice"
     later = cert.cert.not_valid_after_utc.timestamp() + 1
-    monkeypatch.setattr(authn.time, "time", lambda: later)
+    monkeypatch.setattr(authn, "time", SimpleNamespace(time=lambda: later))
     assert _refused(authenticator, {"gunicorn.socket": sock}) == 401
 
 
