@@ -17,6 +17,11 @@ gets and creates run in the same interleaved rounds as the main server's; the re
 the main figures by theirs. With ``--control`` a server identical to the main one is compared
 the same way: its ratios are the noise of the run.
 
+The serving phase (:mod:`bench.serving`) runs the server and the constant-JSON app side by
+side under each gunicorn model (as shipped, more workers, ``reuse_port``, balanced accept,
+linger, gevent, a hybrid) and prints every round's connection split and rates, and each
+model's median and worst round against its own ceiling.
+
 The PostgreSQL phase (:mod:`bench.postgres`) runs the main server's fill, gets, list and
 creates again, by the same code, on a server that differs only by its database: a throwaway
 PostgreSQL on loopback. Its figures are judged against PostgreSQL's own targets and divided
