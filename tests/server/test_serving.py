@@ -32,20 +32,31 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def _serving_on_both(server: Server) -> None:
     """Once both workers accept (the server is ready when one is): connections until each
     worker holds one, then none."""
-    opened = []
-    deadline = time.monotonic() + 30
+    opened: list[ssl.SSLSocket] = []
     try:
-        while len([n for n in _by_worker(server).values() if n]) < 2:
-            assert time.monotonic() < deadline, "a worker never accepted"
-            conn = _connect(server)
-            conn.sendall(HEALTH)
-            assert b" 200 " in _answer(conn)
-            opened.append(conn)
-            time.sleep(0.05)
+        _until_both_hold_one(server, opened)
     finally:
         for conn in opened:
             conn.close()
     _until(lambda: sum(_held(server)) == 0, "the connections closed")
+
+
+def _until_both_hold_one(server: Server, opened: list[ssl.SSLSocket]) -> None:
+    """Answered connections, added to ``opened``, until each worker holds one (a worker that
+    has just booted accepts once it runs its loop)."""
+    deadline = time.monotonic() + 30
+    while len([n for n in _by_worker(server).values() if n]) < 2:
+        assert time.monotonic() < deadline, "a worker never accepted"
+        opened.append(_answered(server))
+        time.sleep(0.05)
+
+
+def _answered(server: Server) -> ssl.SSLSocket:
+    """A new connection whose first request was answered."""
+    conn = _connect(server)
+    conn.sendall(HEALTH)
+    assert b" 200 " in _answer(conn)
+    return conn
 
 
 def _connect(server: Server) -> ssl.SSLSocket:
@@ -91,15 +102,45 @@ def test_connections_one_after_another_split_evenly_over_the_workers(server: Ser
     opened = []
     try:
         for _ in range(8):
-            conn = _connect(server)
-            conn.sendall(HEALTH)
-            assert b" 200 " in _answer(conn)
-            opened.append(conn)
+            opened.append(_answered(server))
         _until(lambda: sum(_held(server)) == 8, "every connection held")
         assert _held(server) == [4, 4]
     finally:
         for conn in opened:
             conn.close()
+
+
+def test_watches_opened_in_turn_are_each_accepted_at_once(server: Server) -> None:
+    """A worker that leaves new connections to a peer looks again within milliseconds: a
+    connection held by a watch wakes no worker's loop, so a worker that waited for its next
+    event would leave the next watch unaccepted for up to a second at each turn (1,000
+    watches took minutes to open)."""
+    watch = (
+        b"GET /apis/search.task.example.example.com/v1/namespaces/default/customtasks"
+        b"?watch=true HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    opened: list[ssl.SSLSocket] = []
+    slowest = 0.0
+    try:
+        for _ in range(24):
+            began = time.monotonic()
+            conn = _connect(server)
+            opened.append(conn)
+            conn.sendall(watch)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(4096)
+                assert chunk, "the server closed the watch"
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 200 ")
+            slowest = max(slowest, time.monotonic() - began)
+        _until(lambda: sum(_held(server)) == 24, "every watch held")
+        low, high = _held(server)
+        assert high - low <= 1 + low // 8  # even, to the eighth a worker may take beyond
+    finally:
+        for conn in opened:
+            conn.close()
+    assert slowest < 0.5
 
 
 def test_a_killed_workers_slot_stops_no_one_accepting(tmp_path: Path) -> None:
@@ -113,28 +154,15 @@ def test_a_killed_workers_slot_stops_no_one_accepting(tmp_path: Path) -> None:
         opened = []
         try:
             for _ in range(6):  # whoever serves them, each is answered at once
-                conn = _connect(server)
                 began = time.monotonic()
-                conn.sendall(HEALTH)
-                assert b" 200 " in _answer(conn)
+                opened.append(_answered(server))
                 assert time.monotonic() - began < 1.0
-                opened.append(conn)
             _until(lambda: len(children(master)) == 2, "a worker in its place")
             survivor = max(_by_worker(server).items(), key=lambda item: item[1])[0]
-            deadline = time.monotonic() + 30
-            while len([n for n in _by_worker(server).values() if n]) < 2:  # until it serves
-                assert time.monotonic() < deadline, "the new worker never accepted"
-                conn = _connect(server)
-                conn.sendall(HEALTH)
-                assert b" 200 " in _answer(conn)
-                opened.append(conn)
-                time.sleep(0.1)
+            _until_both_hold_one(server, opened)
             before = _by_worker(server)
             for _ in range(3):  # the newcomer holds fewer: it takes them all
-                conn = _connect(server)
-                conn.sendall(HEALTH)
-                assert b" 200 " in _answer(conn)
-                opened.append(conn)
+                opened.append(_answered(server))
             after = _by_worker(server)
             assert after[survivor] == before[survivor]
             assert sum(after.values()) == sum(before.values()) + 3
