@@ -11,8 +11,8 @@
 
 What a connection's certificate proves (whom it names, whether it is the front proxy's) is
 found once per connection and trust configuration, and kept on the TLS socket: a keep-alive
-connection from the aggregator carries thousands of requests, and the checks cost a fifth of
-a get. The certificate cannot change under it (the TLS context refuses renegotiation,
+connection from the aggregator carries thousands of requests, and the checks cost a sixth of
+a get's instructions. The certificate cannot change under it (the TLS context refuses renegotiation,
 :mod:`proxy.tls`); its validity period is still checked on every request, and new trusts (a
 rotated CA) are a new configuration, so the proof is found again.
 """

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from handlers.api.params import flag
 
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "GET": "get", "HEAD": "get"}
+_REMEMBERED_CHARS = 1024  # a namespace (63), a name (253) and a group's path fit many times
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,12 @@ def parse(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:
 
     Clients ask for the same objects again and again (a controller's gets, a dashboard's
     lists): the answer is remembered for the method, the path and the two parameters it
-    depends on (``watch``, ``fieldSelector``)."""
-    return _parsed(method, path, flag(query, "watch"), query.get("fieldSelector", ""))
+    depends on (``watch``, ``fieldSelector``), unless they are longer than any object's
+    path (a client may send a megabyte of them: 4,096 such would hold gigabytes)."""
+    watch, selector = flag(query, "watch"), query.get("fieldSelector", "")
+    if len(path) + len(selector) > _REMEMBERED_CHARS:
+        return _parsed.__wrapped__(method, path, watch, selector)
+    return _parsed(method, path, watch, selector)
 
 
 @functools.lru_cache(maxsize=4096)
