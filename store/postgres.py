@@ -13,8 +13,11 @@ Reads are single statements or, when they need several, one pipelined round trip
 read-only REPEATABLE READ transaction (one snapshot). ``bytea`` is read in binary; ``ns`` and
 ``name`` are ``text COLLATE "C"`` so that index order is Kubernetes key (byte) order.
 
-Here: :class:`PostgresStore` with its schema and write functions, connection pool, ``list``
-(each batch on its own snapshot) and the writes. Its reads' statements, and ``get``,
+Gets that arrive together share a round trip (:mod:`store.coalesce`), a prepared statement
+run through libpq itself.
+
+Here: :class:`PostgresStore` with its schema and write functions, connection pool, ``get``,
+``list`` (each batch on its own snapshot) and the writes. Its reads' statements, and
 ``revision`` and ``changes`` themselves, are shared with SQLite in :mod:`store.sql`.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,6 +33,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import TupleRow
 
 from store import (
@@ -47,6 +52,7 @@ from store import (
     paginate,
     stored_row,
 )
+from store.coalesce import Coalescer
 from store.fulltext import Document
 from store.sql import Query, SQLStore, Statements, columns, merged, read_at
 
@@ -325,6 +331,7 @@ class PostgresStore(SQLStore):
         self._idle: builtins.list[Connection] = []  # list.pop/append are atomic
         self._slots = threading.BoundedSemaphore(pool_size)
         self._closed = False
+        self._gets = Coalescer(self._rows, most=len(_GETS))
         with self._borrow() as conn:
             _install_schema(conn)
 
@@ -346,7 +353,10 @@ class PostgresStore(SQLStore):
                 conn = self._idle.pop()
             except IndexError:
                 conn = psycopg.connect(
-                    self._url, autocommit=True, connect_timeout=self._connect_timeout
+                    self._url,
+                    autocommit=True,
+                    connect_timeout=self._connect_timeout,
+                    client_encoding="UTF8",  # what the gets' keys are sent in
                 )
             yield conn
         finally:
@@ -391,7 +401,29 @@ class PostgresStore(SQLStore):
         assert found is not None
         return found
 
-    # reads (get, revision and changes are SQLStore's)
+    # reads (revision and changes are SQLStore's)
+
+    def get(self, resource: str, namespace: str, name: str) -> Row | None:
+        """The current object, or None. Gets that arrive together share a round trip
+        (:mod:`store.coalesce`), made through libpq itself with a prepared statement: through
+        a psycopg cursor, one cost 118 µs of this process's CPU against 33 µs."""
+        found = self._gets.get((resource.encode(), namespace.encode(), name.encode()))
+        if found is None:
+            return None
+        return stored_row(namespace, name, *found)
+
+    def _rows(self, keys: Sequence[_Key]) -> dict[_Key, _Found]:
+        """The current rows of ``keys`` (those that exist), in one round trip."""
+        params = [part for key in keys for part in key]
+        with self._borrow() as conn:
+            result = _prepared(conn.pgconn, _GETS[len(keys) - 1], params)
+        rows = {}
+        for row in range(result.ntuples):
+            res, ns, name, rev, value, labels, fields = (
+                result.get_value(row, column) or b"" for column in range(7)
+            )
+            rows[res, ns, name] = (_INT8.unpack(rev)[0], value, labels, fields)
+        return rows
 
     def list(
         self,
@@ -547,6 +579,60 @@ class PostgresStore(SQLStore):
 
 
 _DOCUMENT_ARGS = "%s, %s, %s, %s, %s::bigint, %s::bigint, %s, %s"
+
+
+_Key = tuple[bytes, bytes, bytes]
+"""(res, ns, name), as sent and as read."""
+_Found = tuple[int, bytes, bytes, bytes]
+"""rev, value, labels, fields."""
+
+
+def _gets(keys: int) -> tuple[bytes, bytes]:
+    """The prepared statement (name, query) reading the rows of ``keys`` keys."""
+    wanted = ", ".join(f"(${n}, ${n + 1}, ${n + 2})" for n in range(1, 3 * keys, 3))
+    query = (
+        "SELECT res, ns, name, rev, value, labels, fields FROM objects "
+        f"WHERE (res, ns, name) IN ({wanted})"
+    )
+    return f"kv_get_{keys}".encode(), query.encode()
+
+
+_GETS = tuple(_gets(keys) for keys in range(1, 9))
+_INT8 = struct.Struct(">q")
+_BINARY = pq.Format.BINARY
+_UNKNOWN_STATEMENT = b"26000"  # invalid_sql_statement_name: not prepared on this connection
+
+
+def _prepared(
+    pgconn: pq.abc.PGconn, statement: tuple[bytes, bytes], params: Sequence[bytes]
+) -> pq.abc.PGresult:
+    """The rows of a prepared ``(name, query)``, in PostgreSQL's binary form. ``params``
+    are text, sent in binary form, so their length is theirs (libpq reads a text-form
+    parameter up to its first NUL).
+
+    Prepared on first use on a connection, and again if anything deallocated it. libpq's
+    call waits for the answer with Python's lock released once."""
+    name, query = statement
+    formats = [_BINARY] * len(params)
+    result = pgconn.exec_prepared(name, params, formats, _BINARY)
+    if result.error_field(pq.DiagnosticField.SQLSTATE) == _UNKNOWN_STATEMENT:
+        prepared = pgconn.prepare(name, query)
+        if prepared.status != pq.ExecStatus.COMMAND_OK:
+            raise _failure(pgconn, prepared)
+        result = pgconn.exec_prepared(name, params, formats, _BINARY)
+    if result.status != pq.ExecStatus.TUPLES_OK:
+        raise _failure(pgconn, result)
+    return result
+
+
+def _failure(pgconn: pq.abc.PGconn, result: pq.abc.PGresult) -> psycopg.Error:
+    """The psycopg error of a failed libpq call: its SQLSTATE's class, or an
+    OperationalError when there is none (the connection failed)."""
+    message = (result.error_message or pgconn.error_message).decode(errors="replace").strip()
+    sqlstate = result.error_field(pq.DiagnosticField.SQLSTATE)
+    if sqlstate is None:
+        return psycopg.OperationalError(message)
+    return psycopg.errors.lookup(sqlstate.decode())(message)
 
 
 class AdvisoryLock:

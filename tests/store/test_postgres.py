@@ -53,6 +53,86 @@ def test_get(store: PostgresStore) -> None:
     contract.get_returns_the_stored_row(store)
 
 
+def test_a_get_prepares_its_statement_again_when_the_session_lost_it(
+    store: PostgresStore,
+) -> None:
+    """A get's statement is prepared per connection on first use; DISCARD ALL (as a pooler
+    may send) drops it, and the next get on that connection prepares it again."""
+    store.create("r", "ns", "a", obj("a"), {})
+    with store._borrow() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+    assert (got := store.get("r", "ns", "a")) is not None and got.revision == 1
+    with store._borrow() as conn:
+        names = conn.execute("SELECT name FROM pg_prepared_statements").fetchall()
+        assert names == [("kv_get_1",)]
+        conn.execute("DISCARD ALL")
+    store.update("r", "ns", "a", 1, obj("a", x="1"), {})
+    assert (got := store.get("r", "ns", "a")) is not None and got.revision == 2
+    assert store.get("r", "ns", "missing") is None
+
+
+def test_gets_of_many_threads_see_every_write_that_returned_before_them(
+    store: PostgresStore,
+) -> None:
+    """8 threads update objects in turn and read them back, their gets sharing round trips:
+    a get never returns an object older than a write that returned before it began."""
+    names = [f"t{n}" for n in range(8)]
+    latest = {name: store.create("r", "ns", name, obj(name), {}).revision for name in names}
+    stale: list[tuple[str, int, int]] = []
+
+    def run(mine: str) -> None:
+        for round_ in range(60):
+            other = names[(names.index(mine) + round_) % len(names)]
+            if other == mine:
+                latest[mine] = store.update("r", "ns", mine, latest[mine], obj(mine), {}).revision
+            seen = latest[other]
+            got = store.get("r", "ns", other)
+            if got is None or got.revision < seen:
+                stale.append((other, seen, got.revision if got else 0))
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert stale == []
+
+
+def test_a_get_names_non_ascii_keys_exactly(store: PostgresStore) -> None:
+    """Keys are sent in UTF-8 (the client encoding the store asks for) and matched exactly."""
+    for name in ("é", "日本", "a" * 300):
+        store.create("r", "ns", name, obj(name), {})
+    assert [(row.name if (row := store.get("r", "ns", n)) else None) for n in ("é", "日本")] == [
+        "é",
+        "日本",
+    ]
+    assert store.get("r", "ns", "e") is None
+    assert (long := store.get("r", "ns", "a" * 300)) is not None and long.name == "a" * 300
+
+
+def test_a_failed_get_raises_its_sqlstate_and_the_store_recovers(
+    store: PostgresStore, postgres_database: str
+) -> None:
+    """A get's error is psycopg's class for its SQLSTATE; a connection the server ended
+    raises an OperationalError and is not lent again."""
+    store.create("r", "ns", "a", obj("a"), {})
+    with psycopg.connect(postgres_database, autocommit=True) as admin:
+        admin.execute("ALTER TABLE objects RENAME TO objects_away")
+        with pytest.raises(psycopg.errors.UndefinedTable, match='"objects" does not exist'):
+            store.get("r", "ns", "a")
+        admin.execute("ALTER TABLE objects_away RENAME TO objects")
+        assert store.get("r", "ns", "a") is not None
+        others = (
+            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        admin.execute(f"SELECT pg_terminate_backend(pid) {others}")
+        while admin.execute(f"SELECT count(*) {others}").fetchone() != (0,):
+            time.sleep(0.01)
+    with pytest.raises(psycopg.OperationalError):
+        store.get("r", "ns", "a")
+    assert (got := store.get("r", "ns", "a")) is not None and got.revision == 1
+
+
 def test_lists_are_in_byte_order(store: PostgresStore) -> None:
     contract.list_is_in_byte_order_and_scoped(store)
 
