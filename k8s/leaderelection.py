@@ -135,8 +135,8 @@ class LeaderElector:
         started = self._acquire(stop)
         if started is None:
             return True
+        self._gauge.set(1)  # before the event: whoever sees us leading sees the gauge at 1
         self.leading.set()
-        self._gauge.set(1)
         log.info("%s: %s acquired the lease and leads", self._key, self._identity)
         ended = threading.Event()
         worker = threading.Thread(
@@ -211,6 +211,7 @@ class LeaderElector:
             self._observe(current)
         if current.holder and self._valid() and not self._mine():
             return False
+        renewed = micro_time()  # after the read: a lease taken over was released before it
         if self._mine():
             record = replace(current, duration=self._duration(), renewed=renewed)
         else:
