@@ -777,15 +777,25 @@ def ratios(measured: Measured, contenders: Sequence[Contender]) -> list[Ratio]:
 def postgres_phase(run: Run) -> tuple[Measured, str]:
     """The main server's phases again on a throwaway PostgreSQL, judged by PostgreSQL's targets;
     and which server it was, with its settings. Its gets are system:masters' only (as many
-    rounds as on SQLite, for a fair ratio): authorization costs the same on either store."""
+    rounds as on SQLite, for a fair ratio): authorization costs the same on either store.
+    A server on SQLite takes turns with it in the gets rounds, so that their ratio is read
+    from rounds of the same minutes on this shared host, not from phases minutes apart."""
     with postgres.database() as (store, server):
         say(server)
         masters = CONTENDERS[0]
         gets = dataclasses.replace(
             masters, label=f"{store.prefix}{masters.label}", goal=postgres.GETS
         )
+        on_sqlite = dataclasses.replace(
+            masters,
+            key=postgres.SQLITE_GETS,
+            label=f"SQLite: {masters.label}, same rounds",
+            goal=None,
+            writes=False,
+            env={"APISERVER_DATABASE_URL": ""},
+        )
         on = dataclasses.replace(run, root=run.root / "postgres")
-        return measure(on, (gets,), store), server
+        return measure(on, (gets, on_sqlite), store), server
 
 
 def scale_phase(run: Run, args: argparse.Namespace) -> list[tuple[str, list[scale.Line]]]:
@@ -967,7 +977,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(serving.summary_report(models), end="\n\n")
     if on_postgres is not None:
         sqlite = measured.figures if measured else None
-        print(postgres.report(on_postgres[0].figures, on_postgres[1], sqlite), end="\n\n")
+        figures, rounds = on_postgres[0].figures, on_postgres[0].rounds
+        print(postgres.report(figures, rounds, on_postgres[1], sqlite), end="\n\n")
     if joined is not None:
         print(combined.report(joined), end="\n\n")
     for name, lines in scaled or ():

@@ -7,16 +7,29 @@ so it stays true if the tests' helper changes them."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import psycopg
 
-from bench.report import Figure, Goal, Ratio, cpu_table, figures_table, flagged, ratios_table
+from bench.report import (
+    Figure,
+    Goal,
+    Ratio,
+    cpu_table,
+    figures_table,
+    flagged,
+    pairs_line,
+    ratios_table,
+)
 from bench.scenarios import Store
 from tests.support.postgres import create_database, postgres_server
 
 CREATES, GETS, LIST_MS = Goal(500, at_least=True), Goal(2500, at_least=True), Goal(150, False)
+RATIO = Goal(0.8, at_least=True)
+"""PostgreSQL gets against SQLite gets of the same rounds."""
+SQLITE_GETS = "gets-sqlite"
+"""The key of the gets of the server on SQLite that takes turns with the PostgreSQL one."""
 PREFIX = "PostgreSQL: "
 REPORTED = ("fsync", "synchronous_commit", "full_page_writes", "shared_buffers")
 """The server settings that decide what a write costs, quoted in the report."""
@@ -43,18 +56,38 @@ def describe(url: str) -> str:
     return f"PostgreSQL {values['server_version']} on 127.0.0.1 ({settings})"
 
 
-def report(figures: Mapping[str, Figure], server: str, sqlite: Mapping[str, Figure] | None) -> str:
-    """The PostgreSQL figures, their CPU and problems, and their ratio to SQLite's of the
-    same run."""
+def report(
+    figures: Mapping[str, Figure],
+    rounds: Mapping[str, Sequence[Figure]],
+    server: str,
+    sqlite: Mapping[str, Figure] | None,
+) -> str:
+    """The PostgreSQL figures, their CPU and problems; the gets against those of the server
+    on SQLite that took turns with them (round by round too); and every figure's ratio to
+    the main phase's."""
     ordered = list(figures.values())
     out = f"{server}, a fresh database; same gunicorn settings, clients and phases as SQLite's:\n"
     out += figures_table(ordered) + "\n\n"
     out += cpu_table(ordered, os.cpu_count() or 1)
     out += '\n(here "other" is mostly PostgreSQL\'s own processes, on the same cores)'
+    ratios = []
+    if SQLITE_GETS in figures:
+        same = figures[SQLITE_GETS]
+        ratios.append(
+            Ratio(f"PostgreSQL / SQLite: {same.label}", figures["gets"].value, same.value, RATIO)
+        )
     if sqlite:
-        ratios = [
-            Ratio(f"PostgreSQL / SQLite: {sqlite[key].label}", figure.value, sqlite[key].value)
+        ratios += [
+            Ratio(
+                f"PostgreSQL / SQLite: {sqlite[key].label} (main phase)",
+                figure.value,
+                sqlite[key].value,
+            )
             for key, figure in figures.items()
+            if key in sqlite
         ]
+    if ratios:
         out += "\n\n" + ratios_table(ratios)
+    if SQLITE_GETS in rounds:
+        out += "\n" + pairs_line(rounds["gets"], rounds[SQLITE_GETS])
     return "\n".join([out, *flagged(ordered)])
