@@ -74,7 +74,9 @@ def report(
     if SQLITE_GETS in figures:
         same = figures[SQLITE_GETS]
         ratios.append(
-            Ratio(f"PostgreSQL / SQLite: {same.label}", figures["gets"].value, same.value, RATIO)
+            Ratio(
+                "PostgreSQL / SQLite gets/s, same rounds", figures["gets"].value, same.value, RATIO
+            )
         )
     if sqlite:
         ratios += [

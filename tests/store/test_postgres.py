@@ -56,18 +56,18 @@ def test_get(store: PostgresStore) -> None:
 def test_a_get_prepares_its_statement_again_when_the_session_lost_it(
     store: PostgresStore,
 ) -> None:
-    """A get's statement is prepared per connection on first use; DISCARD ALL (as a pooler
-    may send) drops it, and the next get on that connection prepares it again."""
+    """A get's statement is prepared on the gets' connection on first use; DISCARD ALL (as
+    a pooler may send) drops it, and the next get prepares it again."""
     store.create("r", "ns", "a", obj("a"), {})
-    with store._borrow() as conn:
-        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
     assert (got := store.get("r", "ns", "a")) is not None and got.revision == 1
-    with store._borrow() as conn:
-        names = conn.execute("SELECT name FROM pg_prepared_statements").fetchall()
-        assert names == [("kv_get_1",)]
-        conn.execute("DISCARD ALL")
+    reader = store._reader
+    assert reader is not None
+    names = reader.execute("SELECT name FROM pg_prepared_statements").fetchall()
+    assert names == [("kv_get_1",)]
+    reader.execute("DISCARD ALL")
     store.update("r", "ns", "a", 1, obj("a", x="1"), {})
     assert (got := store.get("r", "ns", "a")) is not None and got.revision == 2
+    assert store._reader is reader
     assert store.get("r", "ns", "missing") is None
 
 
