@@ -25,7 +25,8 @@ model's median and worst round against its own ceiling.
 The PostgreSQL phase (:mod:`bench.postgres`) runs the main server's fill, gets, list and
 creates again, by the same code, on a server that differs only by its database: a throwaway
 PostgreSQL on loopback. Its figures are judged against PostgreSQL's own targets and divided
-by SQLite's of the same run.
+by SQLite's of the same run; its gets take turns with those of a server on SQLite started
+beside it, whose ratio (target 0.8) is read from the same rounds.
 
 The scale phase (:mod:`bench.scale`) fills stores of its own to a million objects by their
 bulk path and measures reads over HTTPS and the size left by a million updates, on SQLite then
