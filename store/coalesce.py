@@ -26,8 +26,7 @@ class _Caller(Generic[K, V]):
         self.value: V | None = None
         self.error: BaseException | None = None
         self.leads = False
-        self.answered = threading.Lock()  # held until the caller may go on
-        self.answered.acquire()
+        self.answered: threading.Lock | None = None  # a waiter's: held until it may go on
 
 
 class Coalescer(Generic[K, V]):
@@ -50,9 +49,12 @@ class Coalescer(Generic[K, V]):
         me: _Caller[K, V] = _Caller(key)
         with self._lock:
             self._queued.append(me)
-            me.leads = not self._leading
-            self._leading = True
-        if not me.leads:
+            if self._leading:
+                me.answered = threading.Lock()
+                me.answered.acquire()
+            else:
+                self._leading = me.leads = True
+        if me.answered is not None:
             me.answered.acquire()
         if me.leads:
             self._lead()
@@ -74,11 +76,13 @@ class Coalescer(Generic[K, V]):
             for caller in batch:
                 caller.value = found.get(caller.key)
         for caller in batch[1:]:
+            assert caller.answered is not None
             caller.answered.release()
         with self._lock:
             if self._queued:
                 following = self._queued[0]
                 following.leads = True
+                assert following.answered is not None
                 following.answered.release()
             else:
                 self._leading = False

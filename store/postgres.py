@@ -436,11 +436,11 @@ class PostgresStore(SQLStore):
                 raise
             self._reader = conn
         rows = {}
+        value = result.get_value
         for row in range(result.ntuples):
-            res, ns, name, rev, value, labels, fields = (
-                result.get_value(row, column) or b"" for column in range(7)
-            )
-            rows[res, ns, name] = (_INT8.unpack(rev)[0], value, labels, fields)
+            key = (value(row, 0) or b"", value(row, 1) or b"", value(row, 2) or b"")
+            rev, body = _INT8.unpack(value(row, 3) or b"")[0], value(row, 4) or b""
+            rows[key] = (rev, body, value(row, 5) or b"", value(row, 6) or b"")
         return rows
 
     def list(
