@@ -126,7 +126,9 @@ def test_a_failed_get_raises_its_sqlstate_and_the_store_recovers(
             "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         admin.execute(f"SELECT pg_terminate_backend(pid) {others}")
+        deadline = time.monotonic() + 10
         while admin.execute(f"SELECT count(*) {others}").fetchone() != (0,):
+            assert time.monotonic() < deadline, "the store's sessions outlived their termination"
             time.sleep(0.01)
     with pytest.raises(psycopg.OperationalError):
         store.get("r", "ns", "a")
