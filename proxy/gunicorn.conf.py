@@ -13,7 +13,7 @@ import signal
 import ssl
 from typing import Any
 
-from proxy import balance, jsonlog, lifecycle, metricsdir, tls
+from proxy import arenas, balance, jsonlog, lifecycle, metricsdir, tls
 from proxy.settings import Settings
 
 _settings = Settings.from_env()
@@ -38,8 +38,10 @@ proc_name = "task-apiserver"
 
 
 def on_starting(server: Any) -> None:
-    """Before any worker: the empty directory of the workers' metrics files, and the board
-    on which workers share their connection counts."""
+    """Before any worker: the limit of malloc arenas its threads inherit, the empty
+    directory of the workers' metrics files, and the board on which workers share their
+    connection counts."""
+    arenas.limit()
     if _settings.metrics:
         metricsdir.prepare(_settings.metrics_dir)
     if _settings.balance_connections:
