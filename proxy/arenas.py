@@ -8,19 +8,18 @@ evenly (:mod:`proxy.balance`), so that more threads handshook at once. Two arena
 back (the README's Serving section). Python's own small objects do not use malloc, and its
 lock keeps the threads from contending for the two.
 
-Called in gunicorn's master before the first fork, so every worker inherits the limit; a C
-library without glibc's ``mallopt`` keeps its own policy.
+Called in gunicorn's master before the first fork (``APISERVER_MALLOC_ARENAS``), so every
+worker inherits the limit; a C library without glibc's ``mallopt`` keeps its own policy.
 """
 
 from __future__ import annotations
 
 import ctypes
 
-ARENAS = 2
 _M_ARENA_MAX = -8  # glibc's malloc.h
 
 
-def limit(arenas: int = ARENAS) -> bool:
+def limit(arenas: int) -> bool:
     """Let the threads created from now on share at most ``arenas`` arenas; whether the C
     library took the limit."""
     try:

@@ -41,7 +41,8 @@ def on_starting(server: Any) -> None:
     """Before any worker: the limit of malloc arenas its threads inherit, the empty
     directory of the workers' metrics files, and the board on which workers share their
     connection counts."""
-    arenas.limit()
+    if _settings.malloc_arenas:
+        arenas.limit(_settings.malloc_arenas)
     if _settings.metrics:
         metricsdir.prepare(_settings.metrics_dir)
     if _settings.balance_connections:

@@ -30,6 +30,7 @@ class Settings:
     threads: int
     balance_connections: bool  # a worker accepts only while no peer holds fewer
     keepalive_linger_seconds: float  # a thread waits this long for its connection's next request
+    malloc_arenas: int  # glibc's arenas for the workers' threads; 0: glibc's own (8 per core)
     max_body_bytes: int
     max_header_bytes: int  # the request line and header fields together, as kube's 1 MiB
     max_requests_inflight: int  # read-only, per server as kube's flag; shared by the workers
@@ -78,6 +79,7 @@ class Settings:
             threads=int(e.get("APISERVER_THREADS", "512")),
             balance_connections=_enabled(e.get("APISERVER_BALANCE_CONNECTIONS", "true")),
             keepalive_linger_seconds=float(e.get("APISERVER_KEEPALIVE_LINGER_SECONDS", "0.05")),
+            malloc_arenas=int(e.get("APISERVER_MALLOC_ARENAS", "2")),
             max_body_bytes=int(e.get("APISERVER_MAX_BODY_BYTES", str(3 * 1024 * 1024))),
             max_header_bytes=int(e.get("APISERVER_MAX_HEADER_BYTES", str(1024 * 1024))),
             max_requests_inflight=int(e.get("APISERVER_MAX_REQUESTS_INFLIGHT", "400")),

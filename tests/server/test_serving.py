@@ -1,6 +1,7 @@
 """The serving model under real gunicorn: connections spread evenly over the workers whatever
-order they come in, a dead worker's slot stops no one accepting, and a kept-alive connection's
-requests are answered whether they come within the linger, after it, or pipelined."""
+order they come in, a dead worker's slot stops no one accepting, a kept-alive connection's
+requests are answered whether they come within the linger, after it, or pipelined, and the
+workers' threads share the malloc arenas the master allowed before forking them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import signal
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,3 +259,63 @@ def test_a_write_through_one_worker_is_read_at_once_through_the_other(server: Se
     finally:
         first.close()
         second.close()
+
+
+_HEAP = 64 << 20  # glibc's HEAP_MAX_SIZE on 64-bit: each arena but the main one reserves this
+
+
+def _arenas(pid: int) -> int:
+    """glibc's arenas in process ``pid``: the main one, and one per heap, a reservation of
+    :data:`_HEAP` aligned on its size (the part in use, then the rest without access)."""
+    spans = []
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        span, perms, *rest = line.split()
+        if len(rest) == 3:  # offset, device, inode and no path: anonymous
+            start, end = (int(part, 16) for part in span.split("-"))
+            spans.append((start, end, perms))
+    heaps = 0
+    for i, (start, end, perms) in enumerate(spans):
+        if start % _HEAP or not perms.startswith("rw"):
+            continue
+        reserved = end
+        if end - start < _HEAP and i + 1 < len(spans) and spans[i + 1][0] == end:
+            reserved = spans[i + 1][1]  # the rest, without access
+        heaps += reserved - start == _HEAP
+    return 1 + heaps
+
+
+def _busy_threads_on_both(server: Server) -> list[int]:
+    """Arenas in each worker after 12 connections asked at once, 20 times each: each
+    worker's pool ran several threads together."""
+
+    def asking() -> None:
+        conn = _connect(server)
+        try:
+            for _ in range(20):
+                conn.sendall(HEALTH)
+                assert b" 200 " in _answer(conn)
+        finally:
+            conn.close()
+
+    clients = [threading.Thread(target=asking) for _ in range(12)]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join(60)
+    master = Process.of(server.process.pid)
+    assert master is not None
+    workers = children(master)
+    assert len(workers) == 2
+    return [_arenas(worker.pid) for worker in workers]
+
+
+def test_the_workers_threads_share_two_malloc_arenas(server: Server) -> None:
+    assert max(_busy_threads_on_both(server)) <= 2
+
+
+def test_without_the_limit_the_workers_threads_take_more_arenas(tmp_path: Path) -> None:
+    """The control (``APISERVER_MALLOC_ARENAS=0``: glibc's own eight per core): the count
+    above is the limit's doing."""
+    with run_server(tmp_path, env={"APISERVER_MALLOC_ARENAS": "0"}) as server:
+        _serving_on_both(server)
+        assert max(_busy_threads_on_both(server)) > 2
